@@ -1,0 +1,67 @@
+"""Exceptions raised by the protocol core.
+
+This module owns the error vocabulary of ``gearman_proto`` and nothing else.
+Two families, as in h11: :class:`LocalProtocolError` when *our* side asks for
+something the protocol or the connection state forbids, and
+:class:`RemoteProtocolError` when the *server* sends something malformed or
+unexpected.  A server ``ERROR`` packet is not an exception here: it is an
+ordinary :class:`~gearman_proto.ServerError` event.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LocalProtocolError",
+    "PacketTooLarge",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "UnknownHandle",
+]
+
+
+class ProtocolError(Exception):
+    """Base class of every error raised by the core; never raised itself."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The caller asked for a move the protocol or the current state forbids.
+
+    The connection is left as it was: nothing was queued for sending.
+    """
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent bytes that break the protocol.
+
+    The connection that raised it is dead afterwards (its state is
+    ``ERROR``); every later call that would read or write raises again.
+    """
+
+
+class PacketTooLarge(RemoteProtocolError):
+    """A packet header or admin line announced more bytes than the limit allows.
+
+    Raised from the 12 header bytes alone, before anything of the body is
+    buffered.
+
+    Attributes:
+        size: the number of bytes the peer announced (or buffered, for a line).
+        limit: the configured maximum.
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
+class UnknownHandle(RemoteProtocolError):
+    """The server sent a ``WORK_*`` packet for a job handle we never saw.
+
+    Attributes:
+        handle: the job handle as received.
+    """
+
+    def __init__(self, message: str, *, handle: bytes) -> None:
+        super().__init__(message)
+        self.handle = handle

@@ -1,0 +1,784 @@
+"""Events: what a connection is asked to send and what it reports back.
+
+Owns: the event classes and the argument checks made when one is built.
+Does not own: which packet an event becomes (``_connection``) or when it is
+legal (the connection state machines).
+
+Every field that travels on the wire is ``bytes``; a ``str`` (or any other
+type) handed in raises :class:`LocalProtocolError` at construction, so a bad
+event never reaches ``send``.  Events are frozen, slotted and compared by
+value.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ._errors import LocalProtocolError
+
+__all__ = [
+    "AdminCommand",
+    "AdminError",
+    "AdminOk",
+    "AdminRequest",
+    "CanDo",
+    "CantDo",
+    "ConnectionClosed",
+    "EchoReply",
+    "EchoRequest",
+    "Event",
+    "FunctionPriorityStatus",
+    "FunctionStatus",
+    "GetStatus",
+    "GetStatusUnique",
+    "GrabMode",
+    "JobAssigned",
+    "JobCreated",
+    "JobInfo",
+    "JobStatus",
+    "JobStatusUnique",
+    "JobsReply",
+    "NoJob",
+    "Noop",
+    "OptionAccepted",
+    "PidReply",
+    "Priority",
+    "PriorityStatusReply",
+    "ResetAbilities",
+    "ServerError",
+    "SetClientId",
+    "SetOption",
+    "StatusReply",
+    "SubmitJob",
+    "SubmitJobEpoch",
+    "SubmitReduceJob",
+    "UniqueJobsReply",
+    "UnknownPacket",
+    "VerboseReply",
+    "VersionReply",
+    "WorkComplete",
+    "WorkData",
+    "WorkException",
+    "WorkFail",
+    "WorkStatus",
+    "WorkWarning",
+    "WorkerInfo",
+    "WorkersReply",
+]
+
+#: gearmand answers nothing at all to GET_STATUS / GET_STATUS_UNIQUE whose
+#: argument is 64 bytes or longer (PROTOCOL.md 3), which would stall the
+#: reply queue forever; we refuse to send those.
+STATUS_ARGUMENT_LIMIT = 63
+
+
+def _check_bytes(value: object, name: str) -> None:
+    if type(value) is not bytes:
+        raise LocalProtocolError(f"{name} must be bytes, not {type(value).__name__}")
+
+
+def _check_field(value: object, name: str) -> None:
+    """A field that is not the last of its packet: bytes without NUL."""
+    _check_bytes(value, name)
+    if b"\0" in value:  # type: ignore[operator]
+        raise LocalProtocolError(f"{name} must not contain a NUL byte")
+
+
+def _check_int(value: object, name: str, *, minimum: int = 0) -> None:
+    if type(value) is not int or value < minimum:
+        raise LocalProtocolError(f"{name} must be an int >= {minimum}, not {value!r}")
+
+
+class Event:
+    """Base class of every event."""
+
+    __slots__ = ()
+
+
+_event = dataclass(frozen=True, slots=True, kw_only=True)
+
+
+class Priority(enum.Enum):
+    """Job priority; orders jobs of the same function (PROTOCOL.md 4.2)."""
+
+    NORMAL = "normal"
+    HIGH = "high"
+    LOW = "low"
+
+
+class GrabMode(enum.Enum):
+    """Which GRAB_JOB variant a worker connection sends.
+
+    ``PLAIN`` (GRAB_JOB) gets JOB_ASSIGN without the unique id; ``UNIQ``
+    (GRAB_JOB_UNIQ) adds the unique id; ``ALL`` (GRAB_JOB_ALL) adds the
+    unique id and, for reduce jobs, the reducer.
+    """
+
+    PLAIN = "plain"
+    UNIQ = "uniq"
+    ALL = "all"
+
+
+# --------------------------------------------------------------- client side
+
+
+@_event
+class SubmitJob(Event):
+    """Ask the server to run *function* on *payload*.
+
+    One event for six packet types: SUBMIT_JOB, _BG, _HIGH, _HIGH_BG, _LOW
+    and _LOW_BG, chosen by *priority* and *background*.
+
+    Fields:
+        function: the function name (no NUL).
+        payload: the job's data, opaque bytes (may contain NUL).
+        unique: the unique id; ``b""`` never coalesces, ``b"-"`` makes the
+            server use the payload as the key (PROTOCOL.md 4.3).
+        priority: :class:`Priority`.
+        background: True for a background job: only JOB_CREATED comes back.
+    """
+
+    function: bytes
+    payload: bytes = b""
+    unique: bytes = b""
+    priority: Priority = Priority.NORMAL
+    background: bool = False
+
+    def __post_init__(self) -> None:
+        _check_field(self.function, "function")
+        _check_field(self.unique, "unique")
+        _check_bytes(self.payload, "payload")
+        if not isinstance(self.priority, Priority):
+            raise LocalProtocolError(f"priority must be a Priority, not {self.priority!r}")
+
+
+@_event
+class SubmitJobEpoch(Event):
+    """Submit a background job that does not run before Unix time *epoch*.
+
+    SUBMIT_JOB_EPOCH; always normal priority, always background.  Nothing
+    wakes a sleeping worker when the time comes (PROTOCOL.md 5.2).
+
+    Fields: function, payload, unique as in :class:`SubmitJob`; epoch: whole
+    seconds since 1970 (``0`` runs now).
+    """
+
+    function: bytes
+    payload: bytes = b""
+    unique: bytes = b""
+    epoch: int = 0
+
+    def __post_init__(self) -> None:
+        _check_field(self.function, "function")
+        _check_field(self.unique, "unique")
+        _check_bytes(self.payload, "payload")
+        _check_int(self.epoch, "epoch")
+
+
+@_event
+class SubmitReduceJob(Event):
+    """Submit a map/reduce job: SUBMIT_REDUCE_JOB(_BACKGROUND).
+
+    Sent with the five fields gearmand wants (the aggregator always empty).
+
+    Fields: function, payload, unique as in :class:`SubmitJob`; reducer: the
+    reducer function name (no NUL; gearmand limits it to 64 bytes);
+    background: use the background variant.
+    """
+
+    function: bytes
+    reducer: bytes
+    payload: bytes = b""
+    unique: bytes = b""
+    background: bool = False
+
+    def __post_init__(self) -> None:
+        _check_field(self.function, "function")
+        _check_field(self.unique, "unique")
+        _check_field(self.reducer, "reducer")
+        _check_bytes(self.payload, "payload")
+
+
+@_event
+class GetStatus(Event):
+    """Ask the state of a job by handle (GET_STATUS); answered by :class:`JobStatus`.
+
+    Fields: handle: the job handle, at most 63 bytes.
+    """
+
+    handle: bytes
+
+    def __post_init__(self) -> None:
+        _check_field(self.handle, "handle")
+        if len(self.handle) > STATUS_ARGUMENT_LIMIT:
+            raise LocalProtocolError(
+                f"a {len(self.handle)}-byte handle gets no reply from gearmand "
+                f"(limit {STATUS_ARGUMENT_LIMIT})"
+            )
+
+
+@_event
+class GetStatusUnique(Event):
+    """Ask the state of a job by unique id (GET_STATUS_UNIQUE).
+
+    Answered by :class:`JobStatusUnique`.  Fields: unique: at most 63 bytes.
+    """
+
+    unique: bytes
+
+    def __post_init__(self) -> None:
+        _check_field(self.unique, "unique")
+        if len(self.unique) > STATUS_ARGUMENT_LIMIT:
+            raise LocalProtocolError(
+                f"a {len(self.unique)}-byte unique gets no reply from gearmand "
+                f"(limit {STATUS_ARGUMENT_LIMIT})"
+            )
+
+
+@_event
+class SetOption(Event):
+    """Set a connection option (OPTION_REQ); only ``exceptions`` exists.
+
+    Answered by :class:`OptionAccepted` or a :class:`ServerError`.
+    """
+
+    option: bytes = b"exceptions"
+
+    def __post_init__(self) -> None:
+        _check_bytes(self.option, "option")
+
+
+@_event
+class EchoRequest(Event):
+    """Ping the server (ECHO_REQ); answered by :class:`EchoReply`.
+
+    Fields: payload: any bytes, returned unchanged.
+    """
+
+    payload: bytes = b""
+
+    def __post_init__(self) -> None:
+        _check_bytes(self.payload, "payload")
+
+
+@_event
+class SetClientId(Event):
+    """Label this connection in the admin ``workers`` list (SET_CLIENT_ID).
+
+    Fields: client_id: bytes; gearmand keeps the first 127.
+    """
+
+    client_id: bytes
+
+    def __post_init__(self) -> None:
+        _check_bytes(self.client_id, "client_id")
+
+
+@_event
+class JobCreated(Event):
+    """The server accepted a submission (JOB_CREATED).
+
+    Fields:
+        handle: the job handle the server assigned.
+        request: the submission event this answers.
+    """
+
+    handle: bytes
+    request: SubmitJob | SubmitJobEpoch | SubmitReduceJob
+
+
+@_event
+class JobStatus(Event):
+    """Reply to :class:`GetStatus` (STATUS_RES).
+
+    Fields:
+        handle: the handle asked about.
+        known: the server knows the job (False once it finished).
+        running: a worker holds it.
+        numerator, denominator: the last progress report (0/0 before any).
+        request: the :class:`GetStatus` this answers.
+    """
+
+    handle: bytes
+    known: bool
+    running: bool
+    numerator: int
+    denominator: int
+    request: GetStatus
+
+
+@_event
+class JobStatusUnique(Event):
+    """Reply to :class:`GetStatusUnique` (STATUS_RES_UNIQUE).
+
+    Fields as :class:`JobStatus`, keyed by *unique*, plus *client_count*:
+    the foreground clients attached to the job.
+    """
+
+    unique: bytes
+    known: bool
+    running: bool
+    numerator: int
+    denominator: int
+    client_count: int
+    request: GetStatusUnique
+
+
+@_event
+class OptionAccepted(Event):
+    """The server accepted an option (OPTION_RES).
+
+    Fields: option: the name as echoed; request: the :class:`SetOption`.
+    """
+
+    option: bytes
+    request: SetOption
+
+
+@_event
+class EchoReply(Event):
+    """Reply to :class:`EchoRequest` (ECHO_RES).
+
+    Fields: payload: the echoed bytes; request: the :class:`EchoRequest`.
+    """
+
+    payload: bytes
+    request: EchoRequest
+
+
+@_event
+class ServerError(Event):
+    """The server sent an ERROR packet.
+
+    Fields:
+        code: the error code, e.g. ``b"QUEUE_ERROR"`` (PROTOCOL.md 7).
+        text: the human-readable text.
+        request: the request it answers (a submission that failed, an
+            unknown option), or None when it answers a packet that has no
+            reply of its own (a ``WORK_*`` for a job the server does not
+            know).
+    """
+
+    code: bytes
+    text: bytes
+    request: Event | None = None
+
+
+# ------------------------------------------------- work packets (both ways)
+
+
+@_event
+class WorkData(Event):
+    """Partial result of a job (WORK_DATA): sent by workers, received by clients.
+
+    Fields: handle: the job handle; payload: opaque bytes.
+    """
+
+    handle: bytes
+    payload: bytes = b""
+
+    def __post_init__(self) -> None:
+        _check_field(self.handle, "handle")
+        _check_bytes(self.payload, "payload")
+
+
+@_event
+class WorkWarning(Event):
+    """A warning about a job (WORK_WARNING): sent by workers, received by clients.
+
+    Fields: handle: the job handle; payload: opaque bytes.
+    """
+
+    handle: bytes
+    payload: bytes = b""
+
+    def __post_init__(self) -> None:
+        _check_field(self.handle, "handle")
+        _check_bytes(self.payload, "payload")
+
+
+@_event
+class WorkStatus(Event):
+    """Progress of a job (WORK_STATUS): sent by workers, received by clients.
+
+    Fields:
+        handle: the job handle.
+        numerator, denominator: ASCII bytes as they travel; gearmand
+            forwards them verbatim, so a client may receive non-digits.
+    """
+
+    handle: bytes
+    numerator: bytes
+    denominator: bytes
+
+    def __post_init__(self) -> None:
+        _check_field(self.handle, "handle")
+        _check_field(self.numerator, "numerator")
+        _check_bytes(self.denominator, "denominator")
+
+
+@_event
+class WorkComplete(Event):
+    """A job finished successfully (WORK_COMPLETE); terminal.
+
+    Fields: handle: the job handle; payload: the result.
+    """
+
+    handle: bytes
+    payload: bytes = b""
+
+    def __post_init__(self) -> None:
+        _check_field(self.handle, "handle")
+        _check_bytes(self.payload, "payload")
+
+
+@_event
+class WorkFail(Event):
+    """A job failed (WORK_FAIL); terminal.
+
+    A client that did not enable the ``exceptions`` option also receives
+    this for a job whose worker sent WORK_EXCEPTION (PROTOCOL.md 3).
+
+    Fields: handle: the job handle.
+    """
+
+    handle: bytes
+
+    def __post_init__(self) -> None:
+        _check_field(self.handle, "handle")
+
+
+@_event
+class WorkException(Event):
+    """A job failed with an exception payload (WORK_EXCEPTION); terminal.
+
+    Clients receive it only with the ``exceptions`` option.
+
+    Fields: handle: the job handle; payload: the exception data.
+    """
+
+    handle: bytes
+    payload: bytes = b""
+
+    def __post_init__(self) -> None:
+        _check_field(self.handle, "handle")
+        _check_bytes(self.payload, "payload")
+
+
+# --------------------------------------------------------------- worker side
+
+
+@_event
+class CanDo(Event):
+    """Register a function (CAN_DO, or CAN_DO_TIMEOUT with a timeout).
+
+    Fields:
+        function: the function name (no NUL).
+        timeout: None, or the server-side time limit per job in
+            milliseconds; gearmand raises 1-999 to 1000 and re-queues the
+            job when the limit passes (PROTOCOL.md 6).
+    """
+
+    function: bytes
+    timeout: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_field(self.function, "function")
+        if self.timeout is not None:
+            _check_int(self.timeout, "timeout", minimum=1)
+
+
+@_event
+class CantDo(Event):
+    """Unregister a function (CANT_DO). Fields: function."""
+
+    function: bytes
+
+    def __post_init__(self) -> None:
+        _check_field(self.function, "function")
+
+
+@_event
+class ResetAbilities(Event):
+    """Unregister every function of this connection (RESET_ABILITIES)."""
+
+
+@_event
+class JobAssigned(Event):
+    """The server handed this worker a job (JOB_ASSIGN, _UNIQ or _ALL).
+
+    Fields:
+        handle: the job handle, to quote in every ``WORK_*`` reply.
+        function: the function name.
+        payload: the job's data.
+        unique: the unique id (None for plain JOB_ASSIGN).
+        reducer: the reducer (only JOB_ASSIGN_ALL of a reduce job; else None).
+    """
+
+    handle: bytes
+    function: bytes
+    payload: bytes
+    unique: bytes | None = None
+    reducer: bytes | None = None
+
+
+@_event
+class NoJob(Event):
+    """The server had no job for this worker (NO_JOB); the core sends PRE_SLEEP."""
+
+
+@_event
+class Noop(Event):
+    """Wake-up from the server (NOOP); the core grabs when it has room."""
+
+
+# ---------------------------------------------------------------- any role
+
+
+@_event
+class UnknownPacket(Event):
+    """A well-framed packet of a type this library does not know (43 and up).
+
+    Reported rather than fatal, so a newer server cannot kill the connection.
+
+    Fields: packet_type: the number; body: the raw body.
+    """
+
+    packet_type: int
+    body: bytes
+
+
+@_event
+class ConnectionClosed(Event):
+    """The peer closed the connection (``receive_data(b"")``).
+
+    Fields:
+        unanswered: requests that were still waiting for their direct
+            answer (submissions without JOB_CREATED, status queries, echoes,
+            admin commands), oldest first.
+        handles: job handles whose outcome is now unknown: foreground jobs
+            on a client connection, held jobs on a worker connection.
+        truncated: the peer closed in the middle of a packet or line.
+    """
+
+    unanswered: tuple[Event, ...] = ()
+    handles: tuple[bytes, ...] = ()
+    truncated: bool = False
+
+
+# -------------------------------------------------------------------- admin
+
+
+class AdminCommand(enum.Enum):
+    """The admin text commands of gearmand 1.1.20 (PROTOCOL.md 8.2).
+
+    The value is the command line's leading words.
+    """
+
+    STATUS = b"status"
+    PRIORITY_STATUS = b"prioritystatus"
+    WORKERS = b"workers"
+    VERSION = b"version"
+    GETPID = b"getpid"
+    VERBOSE = b"verbose"
+    SHOW_JOBS = b"show jobs"
+    SHOW_UNIQUE_JOBS = b"show unique jobs"
+    CANCEL_JOB = b"cancel job"
+    CREATE_FUNCTION = b"create function"
+    DROP_FUNCTION = b"drop function"
+    MAXQUEUE = b"maxqueue"
+    SHUTDOWN = b"shutdown"
+
+
+#: how many arguments each command takes (inclusive range).
+ADMIN_ARGUMENTS: dict[AdminCommand, tuple[int, int]] = {
+    AdminCommand.STATUS: (0, 0),
+    AdminCommand.PRIORITY_STATUS: (0, 0),
+    AdminCommand.WORKERS: (0, 0),
+    AdminCommand.VERSION: (0, 0),
+    AdminCommand.GETPID: (0, 0),
+    AdminCommand.VERBOSE: (0, 0),
+    AdminCommand.SHOW_JOBS: (0, 0),
+    AdminCommand.SHOW_UNIQUE_JOBS: (0, 0),
+    AdminCommand.CANCEL_JOB: (1, 1),
+    AdminCommand.CREATE_FUNCTION: (1, 1),
+    AdminCommand.DROP_FUNCTION: (1, 1),
+    AdminCommand.MAXQUEUE: (1, 4),
+    AdminCommand.SHUTDOWN: (0, 1),
+}
+
+
+@_event
+class AdminRequest(Event):
+    """One admin text command, e.g. ``AdminRequest(AdminCommand.MAXQUEUE, (b"f", b"10"))``.
+
+    Fields:
+        command: the :class:`AdminCommand`.
+        arguments: its words; each non-empty, without spaces, CR, LF or NUL
+            (gearmand splits on spaces and closes the connection at six
+            words).
+    """
+
+    command: AdminCommand
+    arguments: tuple[bytes, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.command, AdminCommand):
+            raise LocalProtocolError(f"command must be an AdminCommand, not {self.command!r}")
+        if type(self.arguments) is not tuple:
+            raise LocalProtocolError("arguments must be a tuple of bytes")
+        low, high = ADMIN_ARGUMENTS[self.command]
+        if not low <= len(self.arguments) <= high:
+            raise LocalProtocolError(
+                f"{self.command.name} takes {low}..{high} arguments, got {len(self.arguments)}"
+            )
+        for word in self.arguments:
+            _check_bytes(word, "admin argument")
+            if not word or any(c in word for c in (b" ", b"\r", b"\n", b"\0")):
+                raise LocalProtocolError(
+                    f"admin argument {word!r} must be non-empty, without space, CR, LF or NUL"
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionStatus:
+    """One line of ``status``: a function's job and worker counts.
+
+    Fields: function; total (queued + running); running; workers.
+    """
+
+    function: bytes
+    total: int
+    running: int
+    workers: int
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionPriorityStatus:
+    """One line of ``prioritystatus``: queued jobs per priority and workers."""
+
+    function: bytes
+    high: int
+    normal: int
+    low: int
+    workers: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One line of ``workers``: one connection of the server.
+
+    Fields: fd (as text), ip, client_id (``b"-"`` when unset; may contain
+    spaces), functions (most recently registered first).
+    """
+
+    fd: bytes
+    ip: bytes
+    client_id: bytes
+    functions: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """One line of ``show jobs``.
+
+    Fields: handle; retries; ignored (abandoned or cancelled); background
+    (``QUEUED`` column: kept in a persistent queue if there is one).
+    """
+
+    handle: bytes
+    retries: int
+    ignored: bool
+    background: bool
+
+
+@_event
+class StatusReply(Event):
+    """Reply to ``status``. Fields: functions; request."""
+
+    functions: tuple[FunctionStatus, ...]
+    request: AdminRequest
+
+
+@_event
+class PriorityStatusReply(Event):
+    """Reply to ``prioritystatus``. Fields: functions; request."""
+
+    functions: tuple[FunctionPriorityStatus, ...]
+    request: AdminRequest
+
+
+@_event
+class WorkersReply(Event):
+    """Reply to ``workers``. Fields: workers; request."""
+
+    workers: tuple[WorkerInfo, ...]
+    request: AdminRequest
+
+
+@_event
+class JobsReply(Event):
+    """Reply to ``show jobs``. Fields: jobs; request."""
+
+    jobs: tuple[JobInfo, ...]
+    request: AdminRequest
+
+
+@_event
+class UniqueJobsReply(Event):
+    """Reply to ``show unique jobs``. Fields: uniques (``b""`` for jobs without); request."""
+
+    uniques: tuple[bytes, ...]
+    request: AdminRequest
+
+
+@_event
+class VersionReply(Event):
+    """Reply to ``version``. Fields: version (``OK `` prefix removed); request."""
+
+    version: bytes
+    request: AdminRequest
+
+
+@_event
+class PidReply(Event):
+    """Reply to ``getpid``. Fields: pid; request."""
+
+    pid: int
+    request: AdminRequest
+
+
+@_event
+class VerboseReply(Event):
+    """Reply to ``verbose``. Fields: level, e.g. ``b"INFO"``; request."""
+
+    level: bytes
+    request: AdminRequest
+
+
+@_event
+class AdminOk(Event):
+    """An ``OK`` line answering cancel, create, drop or maxqueue.
+
+    Fields: text: whatever followed ``OK`` (usually empty); request.
+    """
+
+    text: bytes
+    request: AdminRequest
+
+
+@_event
+class AdminError(Event):
+    """An ``ERR`` line answering any admin command.
+
+    Fields:
+        code: e.g. ``b"UNKNOWN_COMMAND"``.
+        message: the rest of the line with ``+`` turned back into spaces.
+        request: the command it answers.
+    """
+
+    code: bytes
+    message: bytes
+    request: AdminRequest
+
