@@ -72,7 +72,7 @@ class ReceiveBuffer:
         if len(data) - start < _HEADER_SIZE:
             return None
         magic, packet_type, size = _UNPACK_HEADER(data, start)
-        if magic != RES and magic != REQ:
+        if magic not in (RES, REQ):
             raise RemoteProtocolError(f"bad magic {magic!r} at the start of a packet")
         if size > max_body:
             raise PacketTooLarge(

@@ -61,11 +61,11 @@ from ._events import (
 from ._wire import REQ, RES, PacketType, decode_body, encode_packet
 
 __all__ = [
+    "DEFAULT_MAX_LINE_LENGTH",
+    "DEFAULT_MAX_PACKET_SIZE",
     "AdminConnection",
     "ClientConnection",
     "ConnectionState",
-    "DEFAULT_MAX_LINE_LENGTH",
-    "DEFAULT_MAX_PACKET_SIZE",
     "WorkerConnection",
     "WorkerState",
 ]
@@ -428,8 +428,7 @@ class ClientConnection(_Connection):
         assert isinstance(request, GetStatusUnique)
         if unique != request.unique:
             raise RemoteProtocolError(
-                f"STATUS_RES_UNIQUE for {unique!r} answers GET_STATUS_UNIQUE "
-                f"for {request.unique!r}"
+                f"STATUS_RES_UNIQUE for {unique!r} answers GET_STATUS_UNIQUE for {request.unique!r}"
             )
         self._events.append(
             JobStatusUnique(
@@ -788,4 +787,3 @@ class AdminConnection(_Connection):
 
     def _truncated(self) -> bool:
         return self._block is not None or len(self._buffer) > 0
-

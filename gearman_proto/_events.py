@@ -96,9 +96,6 @@ class Event:
     __slots__ = ()
 
 
-_event = dataclass(frozen=True, slots=True, kw_only=True)
-
-
 class Priority(enum.Enum):
     """Job priority; orders jobs of the same function (PROTOCOL.md 4.2)."""
 
@@ -123,7 +120,7 @@ class GrabMode(enum.Enum):
 # --------------------------------------------------------------- client side
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SubmitJob(Event):
     """Ask the server to run *function* on *payload*.
 
@@ -153,7 +150,7 @@ class SubmitJob(Event):
             raise LocalProtocolError(f"priority must be a Priority, not {self.priority!r}")
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SubmitJobEpoch(Event):
     """Submit a background job that does not run before Unix time *epoch*.
 
@@ -176,7 +173,7 @@ class SubmitJobEpoch(Event):
         _check_int(self.epoch, "epoch")
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SubmitReduceJob(Event):
     """Submit a map/reduce job: SUBMIT_REDUCE_JOB(_BACKGROUND).
 
@@ -200,7 +197,7 @@ class SubmitReduceJob(Event):
         _check_bytes(self.payload, "payload")
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GetStatus(Event):
     """Ask the state of a job by handle (GET_STATUS); answered by :class:`JobStatus`.
 
@@ -218,7 +215,7 @@ class GetStatus(Event):
             )
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GetStatusUnique(Event):
     """Ask the state of a job by unique id (GET_STATUS_UNIQUE).
 
@@ -236,7 +233,7 @@ class GetStatusUnique(Event):
             )
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SetOption(Event):
     """Set a connection option (OPTION_REQ); only ``exceptions`` exists.
 
@@ -249,7 +246,7 @@ class SetOption(Event):
         _check_bytes(self.option, "option")
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EchoRequest(Event):
     """Ping the server (ECHO_REQ); answered by :class:`EchoReply`.
 
@@ -262,7 +259,7 @@ class EchoRequest(Event):
         _check_bytes(self.payload, "payload")
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SetClientId(Event):
     """Label this connection in the admin ``workers`` list (SET_CLIENT_ID).
 
@@ -275,7 +272,7 @@ class SetClientId(Event):
         _check_bytes(self.client_id, "client_id")
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobCreated(Event):
     """The server accepted a submission (JOB_CREATED).
 
@@ -288,7 +285,7 @@ class JobCreated(Event):
     request: SubmitJob | SubmitJobEpoch | SubmitReduceJob
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobStatus(Event):
     """Reply to :class:`GetStatus` (STATUS_RES).
 
@@ -308,7 +305,7 @@ class JobStatus(Event):
     request: GetStatus
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobStatusUnique(Event):
     """Reply to :class:`GetStatusUnique` (STATUS_RES_UNIQUE).
 
@@ -325,7 +322,7 @@ class JobStatusUnique(Event):
     request: GetStatusUnique
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OptionAccepted(Event):
     """The server accepted an option (OPTION_RES).
 
@@ -336,7 +333,7 @@ class OptionAccepted(Event):
     request: SetOption
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EchoReply(Event):
     """Reply to :class:`EchoRequest` (ECHO_RES).
 
@@ -347,7 +344,7 @@ class EchoReply(Event):
     request: EchoRequest
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServerError(Event):
     """The server sent an ERROR packet.
 
@@ -368,7 +365,7 @@ class ServerError(Event):
 # ------------------------------------------------- work packets (both ways)
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkData(Event):
     """Partial result of a job (WORK_DATA): sent by workers, received by clients.
 
@@ -383,7 +380,7 @@ class WorkData(Event):
         _check_bytes(self.payload, "payload")
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkWarning(Event):
     """A warning about a job (WORK_WARNING): sent by workers, received by clients.
 
@@ -398,7 +395,7 @@ class WorkWarning(Event):
         _check_bytes(self.payload, "payload")
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkStatus(Event):
     """Progress of a job (WORK_STATUS): sent by workers, received by clients.
 
@@ -418,7 +415,7 @@ class WorkStatus(Event):
         _check_bytes(self.denominator, "denominator")
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkComplete(Event):
     """A job finished successfully (WORK_COMPLETE); terminal.
 
@@ -433,7 +430,7 @@ class WorkComplete(Event):
         _check_bytes(self.payload, "payload")
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkFail(Event):
     """A job failed (WORK_FAIL); terminal.
 
@@ -449,7 +446,7 @@ class WorkFail(Event):
         _check_field(self.handle, "handle")
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkException(Event):
     """A job failed with an exception payload (WORK_EXCEPTION); terminal.
 
@@ -469,7 +466,7 @@ class WorkException(Event):
 # --------------------------------------------------------------- worker side
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CanDo(Event):
     """Register a function (CAN_DO, or CAN_DO_TIMEOUT with a timeout).
 
@@ -489,7 +486,7 @@ class CanDo(Event):
             _check_int(self.timeout, "timeout", minimum=1)
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CantDo(Event):
     """Unregister a function (CANT_DO). Fields: function."""
 
@@ -499,12 +496,12 @@ class CantDo(Event):
         _check_field(self.function, "function")
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ResetAbilities(Event):
     """Unregister every function of this connection (RESET_ABILITIES)."""
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobAssigned(Event):
     """The server handed this worker a job (JOB_ASSIGN, _UNIQ or _ALL).
 
@@ -523,12 +520,12 @@ class JobAssigned(Event):
     reducer: bytes | None = None
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NoJob(Event):
     """The server had no job for this worker (NO_JOB); the core sends PRE_SLEEP."""
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Noop(Event):
     """Wake-up from the server (NOOP); the core grabs when it has room."""
 
@@ -536,7 +533,7 @@ class Noop(Event):
 # ---------------------------------------------------------------- any role
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownPacket(Event):
     """A well-framed packet of a type this library does not know (43 and up).
 
@@ -549,7 +546,7 @@ class UnknownPacket(Event):
     body: bytes
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionClosed(Event):
     """The peer closed the connection (``receive_data(b"")``).
 
@@ -609,7 +606,7 @@ ADMIN_ARGUMENTS: dict[AdminCommand, tuple[int, int]] = {
 }
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AdminRequest(Event):
     """One admin text command, e.g. ``AdminRequest(AdminCommand.MAXQUEUE, (b"f", b"10"))``.
 
@@ -693,7 +690,7 @@ class JobInfo:
     background: bool
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StatusReply(Event):
     """Reply to ``status``. Fields: functions; request."""
 
@@ -701,7 +698,7 @@ class StatusReply(Event):
     request: AdminRequest
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PriorityStatusReply(Event):
     """Reply to ``prioritystatus``. Fields: functions; request."""
 
@@ -709,7 +706,7 @@ class PriorityStatusReply(Event):
     request: AdminRequest
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkersReply(Event):
     """Reply to ``workers``. Fields: workers; request."""
 
@@ -717,7 +714,7 @@ class WorkersReply(Event):
     request: AdminRequest
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobsReply(Event):
     """Reply to ``show jobs``. Fields: jobs; request."""
 
@@ -725,7 +722,7 @@ class JobsReply(Event):
     request: AdminRequest
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UniqueJobsReply(Event):
     """Reply to ``show unique jobs``. Fields: uniques (``b""`` for jobs without); request."""
 
@@ -733,7 +730,7 @@ class UniqueJobsReply(Event):
     request: AdminRequest
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class VersionReply(Event):
     """Reply to ``version``. Fields: version (``OK `` prefix removed); request."""
 
@@ -741,7 +738,7 @@ class VersionReply(Event):
     request: AdminRequest
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PidReply(Event):
     """Reply to ``getpid``. Fields: pid; request."""
 
@@ -749,7 +746,7 @@ class PidReply(Event):
     request: AdminRequest
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class VerboseReply(Event):
     """Reply to ``verbose``. Fields: level, e.g. ``b"INFO"``; request."""
 
@@ -757,7 +754,7 @@ class VerboseReply(Event):
     request: AdminRequest
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AdminOk(Event):
     """An ``OK`` line answering cancel, create, drop or maxqueue.
 
@@ -768,7 +765,7 @@ class AdminOk(Event):
     request: AdminRequest
 
 
-@_event
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AdminError(Event):
     """An ``ERR`` line answering any admin command.
 
@@ -781,4 +778,3 @@ class AdminError(Event):
     code: bytes
     message: bytes
     request: AdminRequest
-

@@ -153,8 +153,16 @@ LAYOUTS: dict[PacketType, Layout] = {
     _T.SUBMIT_JOB_LOW: _layout("REQ", *_SUBMIT, data_last=True),
     _T.SUBMIT_JOB_LOW_BG: _layout("REQ", *_SUBMIT, data_last=True),
     _T.SUBMIT_JOB_SCHED: _layout(
-        "REQ", "function", "unique", "minute", "hour", "day_of_month", "month",
-        "day_of_week", "data", data_last=True,
+        "REQ",
+        "function",
+        "unique",
+        "minute",
+        "hour",
+        "day_of_month",
+        "month",
+        "day_of_week",
+        "data",
+        data_last=True,
     ),
     _T.SUBMIT_JOB_EPOCH: _layout("REQ", "function", "unique", "epoch", "data", data_last=True),
     # Five fields, not the four of the PROTOCOL text (PROTOCOL.md 3, trap 7).
@@ -200,10 +208,9 @@ def encode_packet(magic: bytes, packet_type: PacketType, arguments: Sequence[byt
     count = len(layout.arguments)
     if len(arguments) != count:
         raise LocalProtocolError(
-            f"{packet_type.name} takes {count} arguments "
-            f"{layout.arguments}, got {len(arguments)}"
+            f"{packet_type.name} takes {count} arguments {layout.arguments}, got {len(arguments)}"
         )
-    for name, value in zip(layout.arguments[:-1], arguments[:-1]):
+    for name, value in zip(layout.arguments[:-1], arguments[:-1], strict=True):
         if b"\0" in value:
             raise LocalProtocolError(f"{packet_type.name} {name} must not contain a NUL byte")
     if count and magic == REQ:
@@ -238,7 +245,6 @@ def decode_body(packet_type: int, body: bytes) -> list[bytes]:
     parts = body.split(b"\0", count - 1)
     if len(parts) != count:
         raise RemoteProtocolError(
-            f"{PacketType(packet_type).name} needs {count} arguments, "
-            f"the body holds {len(parts)}"
+            f"{PacketType(packet_type).name} needs {count} arguments, the body holds {len(parts)}"
         )
     return parts
