@@ -11,6 +11,7 @@ ordinary :class:`~gearman_proto.ServerError` event.
 from __future__ import annotations
 
 __all__ = [
+    "AttemptsExceeded",
     "LocalProtocolError",
     "PacketTooLarge",
     "ProtocolError",
@@ -65,3 +66,15 @@ class UnknownHandle(RemoteProtocolError):
     def __init__(self, message: str, *, handle: bytes) -> None:
         super().__init__(message)
         self.handle = handle
+
+
+class AttemptsExceeded(ProtocolError):
+    """A job request lost its connection before JOB_CREATED too many times.
+
+    Attributes:
+        attempts: how many times it was sent.
+    """
+
+    def __init__(self, message: str, *, attempts: int) -> None:
+        super().__init__(message)
+        self.attempts = attempts

@@ -1,0 +1,135 @@
+"""Server addresses and the choice among several servers.
+
+Owns: parsing host specifications (``"host"``, ``"host:port"``,
+``"[::1]:4730"``, ``("host", port)``), and the pool that rotates jobs across
+servers and keeps failed ones out for a growing back-off.  Does not own:
+connecting (the bindings) or the clock: every method that cares about time
+takes ``now`` in seconds from any monotonic source.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_PORT", "ServerAddress", "ServerPool", "parse_server"]
+
+DEFAULT_PORT = 4730
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAddress:
+    """Where a gearmand listens. Fields: host (name or IP literal, no brackets); port."""
+
+    host: str
+    port: int = DEFAULT_PORT
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def _port(text: str, spec: object) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"bad port in server {spec!r}")
+    return int(text)
+
+
+def parse_server(spec: str | tuple[str, int] | ServerAddress) -> ServerAddress:
+    """Turn a host specification into a :class:`ServerAddress`.
+
+    Accepts ``"host"``, ``"host:port"``, ``"[v6]"``, ``"[v6]:port"``, a bare
+    IPv6 literal such as ``"::1"`` (more than one colon: no port), a
+    ``(host, port)`` tuple, or a :class:`ServerAddress`.
+
+    Raises:
+        ValueError: the specification cannot be read.
+    """
+    if isinstance(spec, ServerAddress):
+        return spec
+    if isinstance(spec, tuple):
+        host, port = spec
+        return ServerAddress(str(host), _port(str(port), spec))
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"bad server {spec!r}")
+    text = spec.strip()
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or not host or (rest and not rest.startswith(":")):
+            raise ValueError(f"bad server {spec!r}")
+        return ServerAddress(host, _port(rest[1:], spec) if rest else DEFAULT_PORT)
+    if text.count(":") > 1:
+        return ServerAddress(text)
+    name, colon, port_text = text.partition(":")
+    if not name:
+        raise ValueError(f"bad server {spec!r}")
+    return ServerAddress(name, _port(port_text, spec) if colon else DEFAULT_PORT)
+
+
+class ServerPool:
+    """Rotates over servers and keeps failed ones out for a while.
+
+    A failure puts a server in back-off for *backoff_initial* seconds,
+    doubled at every further failure up to *backoff_max*, with +-20 %
+    jitter (so a fleet of clients does not reconnect in lock step); a
+    success clears it.
+
+    Args:
+        servers: the addresses, in preference order.
+        backoff_initial, backoff_max: back-off bounds in seconds.
+        rng: the random source for jitter (seed it in tests).
+    """
+
+    def __init__(
+        self,
+        servers: Iterable[ServerAddress],
+        *,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.servers: tuple[ServerAddress, ...] = tuple(servers)
+        if not self.servers:
+            raise ValueError("at least one server is needed")
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self._rng = rng or random.Random()
+        self._next = 0
+        self._failures: dict[ServerAddress, int] = {}
+        self._retry_at: dict[ServerAddress, float] = {}
+
+    def candidates(self, now: float) -> list[ServerAddress]:
+        """Servers to try for the next job, best first.
+
+        Starts at the next server in rotation and lists every server not in
+        back-off; the rotation advances by one per call, which spreads jobs.
+        """
+        count = len(self.servers)
+        start = self._next
+        self._next = (start + 1) % count
+        order = [self.servers[(start + i) % count] for i in range(count)]
+        return [server for server in order if self.available(server, now)]
+
+    def available(self, server: ServerAddress, now: float) -> bool:
+        """Whether *server* is out of back-off at *now*."""
+        return self._retry_at.get(server, 0.0) <= now
+
+    def failed(self, server: ServerAddress, now: float) -> float:
+        """Record a failure of *server*; return when it may be tried again."""
+        failures = self._failures.get(server, 0) + 1
+        self._failures[server] = failures
+        delay = min(self.backoff_max, self.backoff_initial * 2.0 ** (failures - 1))
+        delay *= 1 + self._rng.uniform(-0.2, 0.2)
+        self._retry_at[server] = now + delay
+        return now + delay
+
+    def succeeded(self, server: ServerAddress) -> None:
+        """Record that *server* works: clear its back-off."""
+        self._failures.pop(server, None)
+        self._retry_at.pop(server, None)
+
+    def next_retry(self, servers: Sequence[ServerAddress] | None = None) -> float:
+        """The earliest time one of *servers* (default: all) leaves back-off."""
+        pool = self.servers if servers is None else servers
+        return min(float(self._retry_at.get(server, 0.0)) for server in pool)

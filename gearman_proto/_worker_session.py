@@ -1,0 +1,259 @@
+"""Worker session level: abilities and jobs across one or more servers.
+
+Owns: the set of registered functions (sent incrementally to every live
+connection, and whole to each new one), the client id, how many jobs the
+worker holds across all its servers (it grabs only while it has room, so
+it never hoards jobs another worker could run), and the replies to the
+jobs it holds.  Does not own: running the job (the binding calls user
+code), sockets, or the clock.
+
+Each :class:`WorkerConnection` runs its own GRAB_JOB / PRE_SLEEP loop; the
+session only decides which connections may grab now, by flipping their
+``accepting`` flag after every change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from ._connection import DEFAULT_MAX_PACKET_SIZE, WorkerConnection, WorkerState
+from ._errors import LocalProtocolError
+from ._events import (
+    CanDo,
+    CantDo,
+    ConnectionClosed,
+    Event,
+    GrabMode,
+    JobAssigned,
+    ServerError,
+    SetClientId,
+    WorkComplete,
+    WorkData,
+    WorkException,
+    WorkFail,
+    WorkStatus,
+    WorkWarning,
+)
+from ._servers import ServerAddress, ServerPool
+
+__all__ = ["WorkerSession"]
+
+logger = logging.getLogger("gearman_proto.worker")
+
+
+class WorkerSession:
+    """A worker's abilities, connections and held jobs.
+
+    The binding reports connections with :meth:`connection_made` /
+    :meth:`connection_lost`, feeds every event to :meth:`receive` (which
+    returns the new jobs to run), reports each job's outcome with
+    :meth:`complete`, :meth:`fail` and the update methods, and writes
+    :meth:`data_to_send` after every call.
+
+    Args:
+        servers: the server addresses (for the :class:`ServerPool`).
+        grab_mode: the GRAB_JOB variant (``UNIQ``: jobs carry their unique).
+        max_jobs: how many jobs the worker holds at once, over all servers.
+        pool: the :class:`ServerPool` used for reconnect back-off.
+        max_packet_size: the per-connection receive limit.
+    """
+
+    def __init__(
+        self,
+        servers: Sequence[ServerAddress],
+        *,
+        grab_mode: GrabMode = GrabMode.UNIQ,
+        max_jobs: int = 1,
+        pool: ServerPool | None = None,
+        max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+    ) -> None:
+        if max_jobs < 1:
+            raise ValueError("max_jobs must be at least 1")
+        self.pool = pool or ServerPool(servers)
+        self.grab_mode = grab_mode
+        self.max_jobs = max_jobs
+        self.max_packet_size = max_packet_size
+        self.abilities: dict[bytes, int | None] = {}
+        self.client_id: bytes | None = None
+        self.connections: dict[ServerAddress, WorkerConnection] = {}
+        self._accepting = True
+        self._rotation = 0
+
+    # ------------------------------------------------------------ abilities
+
+    def register(self, function: bytes, timeout: int | None = None) -> None:
+        """Register *function* on every connection (CAN_DO or CAN_DO_TIMEOUT, in ms)."""
+        event = CanDo(function=function, timeout=timeout)
+        self.abilities[function] = timeout
+        for connection in self.connections.values():
+            connection.send(event)
+        self._rebalance()
+
+    def unregister(self, function: bytes) -> None:
+        """Unregister *function* everywhere (CANT_DO); unknown names are ignored."""
+        if self.abilities.pop(function, False) is False:
+            return
+        event = CantDo(function=function)
+        for connection in self.connections.values():
+            connection.send(event)
+        self._rebalance()
+
+    def set_client_id(self, client_id: bytes) -> None:
+        """Label every connection, now and later, with *client_id*."""
+        event = SetClientId(client_id=client_id)
+        self.client_id = client_id
+        for connection in self.connections.values():
+            connection.send(event)
+
+    @property
+    def accepting(self) -> bool:
+        """Whether the worker takes new jobs (False: finish held jobs, grab no more)."""
+        return self._accepting
+
+    @accepting.setter
+    def accepting(self, value: bool) -> None:
+        self._accepting = bool(value)
+        self._rebalance()
+
+    # ---------------------------------------------------------- connections
+
+    def connection_made(self, server: ServerAddress) -> WorkerConnection:
+        """A connection to *server* is up: register everything on it."""
+        if server in self.connections:
+            raise LocalProtocolError(f"{server} already has a connection")
+        connection = WorkerConnection(
+            grab_mode=self.grab_mode, max_jobs=self.max_jobs, max_packet_size=self.max_packet_size
+        )
+        connection.accepting = False  # the session decides when it grabs
+        if self.client_id is not None:
+            connection.send(SetClientId(client_id=self.client_id))
+        for function, timeout in self.abilities.items():
+            connection.send(CanDo(function=function, timeout=timeout))
+        self.connections[server] = connection
+        self.pool.succeeded(server)
+        self._rebalance()
+        return connection
+
+    def connect_failed(self, server: ServerAddress, now: float) -> None:
+        """Connecting to *server* failed: put it in back-off."""
+        self.pool.failed(server, now)
+
+    def connection_lost(self, server: ServerAddress, now: float) -> tuple[bytes, ...]:
+        """The connection to *server* died; return the handles of jobs held there.
+
+        gearmand re-queues those jobs itself (PROTOCOL.md 6); their results
+        can no longer be delivered from here.
+        """
+        connection = self.connections.pop(server, None)
+        self.pool.failed(server, now)
+        self._rebalance()
+        if connection is None:
+            return ()
+        return tuple(job.handle for job in connection.jobs)
+
+    def missing_servers(self, now: float) -> list[ServerAddress]:
+        """Servers without a connection and out of back-off: connect to these."""
+        return [
+            server
+            for server in self.pool.servers
+            if server not in self.connections and self.pool.available(server, now)
+        ]
+
+    def wake(self) -> None:
+        """Make sleeping connections grab again (for due SUBMIT_JOB_EPOCH jobs)."""
+        for connection in self.connections.values():
+            if connection.worker_state is WorkerState.SLEEPING:
+                connection.wake()
+        self._rebalance()
+
+    def data_to_send(self) -> dict[ServerAddress, bytes]:
+        """Bytes queued per server, one string each."""
+        out = {}
+        for server, connection in self.connections.items():
+            data = connection.data_to_send()
+            if data:
+                out[server] = data
+        return out
+
+    @property
+    def held_jobs(self) -> int:
+        """Jobs held over all connections."""
+        return sum(len(connection.jobs) for connection in self.connections.values())
+
+    # --------------------------------------------------------------- events
+
+    def receive(self, server: ServerAddress, event: Event, now: float) -> list[JobAssigned]:
+        """Apply one event read from *server*; return jobs to run (0 or 1)."""
+        kind = type(event)
+        if kind is JobAssigned:
+            self._rebalance()
+            return [event]  # type: ignore[list-item]
+        if kind is ConnectionClosed:
+            self.connection_lost(server, now)
+        elif kind is ServerError:
+            assert isinstance(event, ServerError)
+            logger.warning("%s: server error %r: %r", server, event.code, event.text)
+        else:
+            self._rebalance()
+        return []
+
+    # ------------------------------------------------------------- replies
+
+    def complete(self, server: ServerAddress, handle: bytes, payload: bytes) -> bool:
+        """End a held job successfully (WORK_COMPLETE)."""
+        return self._reply(server, WorkComplete(handle=handle, payload=payload))
+
+    def fail(self, server: ServerAddress, handle: bytes, exception: bytes | None = None) -> bool:
+        """End a held job as failed: WORK_EXCEPTION with *exception*, else WORK_FAIL.
+
+        Never both (gearmand answers the second with JOB_NOT_FOUND).
+        """
+        if exception is None:
+            return self._reply(server, WorkFail(handle=handle))
+        return self._reply(server, WorkException(handle=handle, payload=exception))
+
+    def data(self, server: ServerAddress, handle: bytes, payload: bytes) -> bool:
+        """Send partial data for a held job (WORK_DATA)."""
+        return self._reply(server, WorkData(handle=handle, payload=payload))
+
+    def warning(self, server: ServerAddress, handle: bytes, payload: bytes) -> bool:
+        """Send a warning for a held job (WORK_WARNING)."""
+        return self._reply(server, WorkWarning(handle=handle, payload=payload))
+
+    def status(
+        self, server: ServerAddress, handle: bytes, numerator: int, denominator: int
+    ) -> bool:
+        """Send progress for a held job (WORK_STATUS)."""
+        event = WorkStatus(
+            handle=handle, numerator=b"%d" % numerator, denominator=b"%d" % denominator
+        )
+        return self._reply(server, event)
+
+    def _reply(self, server: ServerAddress, event: Event) -> bool:
+        """Send *event*; False when the connection that held the job is gone."""
+        connection = self.connections.get(server)
+        if connection is None:
+            logger.warning("%s: connection lost, dropping %s", server, type(event).__name__)
+            return False
+        connection.send(event)
+        self._rebalance()
+        return True
+
+    def _rebalance(self) -> None:
+        """Let connections grab while the worker has room, in turn."""
+        connections = list(self.connections.values())
+        if not connections:
+            return
+        busy = sum(len(c.jobs) + (c.worker_state is WorkerState.GRABBING) for c in connections)
+        start = self._rotation % len(connections)
+        self._rotation += 1
+        for connection in connections[start:] + connections[:start]:
+            if _grabbing(connection):
+                continue
+            connection.accepting = self._accepting and busy < self.max_jobs
+            busy += _grabbing(connection)
+
+
+def _grabbing(connection: WorkerConnection) -> bool:
+    return connection.worker_state is WorkerState.GRABBING
