@@ -7,6 +7,7 @@ embed it in any event loop.  The public names are re-exported here; see
 
 from __future__ import annotations
 
+from ._client_session import ClientSession, JobRequest, JobState, StatusQuery
 from ._connection import (
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_MAX_PACKET_SIZE,
@@ -17,6 +18,7 @@ from ._connection import (
     WorkerState,
 )
 from ._errors import (
+    AttemptsExceeded,
     LocalProtocolError,
     PacketTooLarge,
     ProtocolError,
@@ -72,13 +74,16 @@ from ._events import (
     WorkStatus,
     WorkWarning,
 )
+from ._servers import DEFAULT_PORT, ServerAddress, ServerPool, parse_server
 from ._wire import LAYOUTS, REQ, RES, Layout, PacketType, decode_body, encode_packet
+from ._worker_session import WorkerSession
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MAX_LINE_LENGTH",
     "DEFAULT_MAX_PACKET_SIZE",
+    "DEFAULT_PORT",
     "LAYOUTS",
     "REQ",
     "RES",
@@ -87,9 +92,11 @@ __all__ = [
     "AdminError",
     "AdminOk",
     "AdminRequest",
+    "AttemptsExceeded",
     "CanDo",
     "CantDo",
     "ClientConnection",
+    "ClientSession",
     "ConnectionClosed",
     "ConnectionState",
     "EchoReply",
@@ -103,6 +110,8 @@ __all__ = [
     "JobAssigned",
     "JobCreated",
     "JobInfo",
+    "JobRequest",
+    "JobState",
     "JobStatus",
     "JobStatusUnique",
     "JobsReply",
@@ -119,9 +128,12 @@ __all__ = [
     "ProtocolError",
     "RemoteProtocolError",
     "ResetAbilities",
+    "ServerAddress",
     "ServerError",
+    "ServerPool",
     "SetClientId",
     "SetOption",
+    "StatusQuery",
     "StatusReply",
     "SubmitJob",
     "SubmitJobEpoch",
@@ -139,8 +151,10 @@ __all__ = [
     "WorkWarning",
     "WorkerConnection",
     "WorkerInfo",
+    "WorkerSession",
     "WorkerState",
     "WorkersReply",
     "decode_body",
     "encode_packet",
+    "parse_server",
 ]

@@ -56,14 +56,20 @@ logger = logging.getLogger("gearman_proto.client")
 Submission = SubmitJob | SubmitJobEpoch | SubmitReduceJob
 
 
-class JobState(enum.Enum):
-    """Where a job request stands; the values are python-gearman's ``JOB_*`` strings."""
+class JobState(str, enum.Enum):
+    """Where a job request stands; members equal python-gearman's ``JOB_*`` strings."""
 
     UNKNOWN = "UNKNOWN"
     PENDING = "PENDING"
     CREATED = "CREATED"
     COMPLETE = "COMPLETE"
     FAILED = "FAILED"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 class JobRequest:
@@ -258,9 +264,9 @@ class ClientSession:
             raise LocalProtocolError(f"{server} already has a connection")
         connection = ClientConnection(max_packet_size=self.max_packet_size)
         if self.client_id is not None:
-            connection.send(SetClientId(client_id=self.client_id))
+            connection.queue(SetClientId(client_id=self.client_id))
         if self.exceptions:
-            connection.send(SetOption(option=b"exceptions"))
+            connection.queue(SetOption(option=b"exceptions"))
         self.connections[server] = connection
         self.pool.succeeded(server)
         return connection
@@ -328,7 +334,7 @@ class ClientSession:
         connection = self.connections.get(server)
         if connection is None:
             raise LocalProtocolError(f"no connection to {server}")
-        connection.send(request.submission)
+        connection.queue(request.submission)
         request.attempts += 1
         request.state = JobState.PENDING
         request.server = server
@@ -366,7 +372,7 @@ class ClientSession:
                 raise LocalProtocolError(f"no connection to {server}")
             # One event object per server, so each reply finds its query.
             asked = replace(event)
-            connection.send(asked)
+            connection.queue(asked)
             query.servers.append(server)
             self._queries[id(asked)] = (query, server)
 

@@ -202,9 +202,17 @@ class _Connection:
             LocalProtocolError: the event is not one this role sends, or the
                 current state forbids it; nothing is queued then.
         """
+        self.queue(event)
+        return self.data_to_send()
+
+    def queue(self, event: Event) -> None:
+        """Queue *event* for the server; :meth:`data_to_send` hands the bytes out.
+
+        For callers that batch several events into one write.  Raises as
+        :meth:`send`.
+        """
         self._check_sendable()
         self._send(event)
-        return self.data_to_send()
 
     def send_failed(self) -> None:
         """Tell the connection that the bytes it handed out were not written.

@@ -87,7 +87,7 @@ class WorkerSession:
         event = CanDo(function=function, timeout=timeout)
         self.abilities[function] = timeout
         for connection in self.connections.values():
-            connection.send(event)
+            connection.queue(event)
         self._rebalance()
 
     def unregister(self, function: bytes) -> None:
@@ -96,7 +96,7 @@ class WorkerSession:
             return
         event = CantDo(function=function)
         for connection in self.connections.values():
-            connection.send(event)
+            connection.queue(event)
         self._rebalance()
 
     def set_client_id(self, client_id: bytes) -> None:
@@ -104,7 +104,7 @@ class WorkerSession:
         event = SetClientId(client_id=client_id)
         self.client_id = client_id
         for connection in self.connections.values():
-            connection.send(event)
+            connection.queue(event)
 
     @property
     def accepting(self) -> bool:
@@ -127,9 +127,9 @@ class WorkerSession:
         )
         connection.accepting = False  # the session decides when it grabs
         if self.client_id is not None:
-            connection.send(SetClientId(client_id=self.client_id))
+            connection.queue(SetClientId(client_id=self.client_id))
         for function, timeout in self.abilities.items():
-            connection.send(CanDo(function=function, timeout=timeout))
+            connection.queue(CanDo(function=function, timeout=timeout))
         self.connections[server] = connection
         self.pool.succeeded(server)
         self._rebalance()
@@ -236,7 +236,7 @@ class WorkerSession:
         if connection is None:
             logger.warning("%s: connection lost, dropping %s", server, type(event).__name__)
             return False
-        connection.send(event)
+        connection.queue(event)
         self._rebalance()
         return True
 

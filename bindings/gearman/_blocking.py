@@ -1,0 +1,204 @@
+"""Blocking-socket plumbing shared by the blocking client, worker and admin client.
+
+Owns: opening a TCP connection (IPv4 or IPv6, connect timeout, TCP_NODELAY,
+keepalive), and :class:`Pump`, the one selector loop that writes what the
+core queued, reads what arrived and hands each event to a callback.  Makes
+no protocol decision: those live in ``gearman_proto``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import time
+from collections.abc import Callable, Iterable
+
+import gearman_proto as proto
+
+from . import errors
+
+__all__ = ["Link", "Pump", "open_socket"]
+
+logger = logging.getLogger("gearman.io")
+
+#: bytes asked of the kernel per recv(): large, so a burst of small packets
+#: or a big payload arrives in few calls (python-gearman read 4 KiB).
+READ_SIZE = 256 * 1024
+
+
+def open_socket(
+    server: proto.ServerAddress, *, timeout: float | None, keepalive: bool = True
+) -> socket.socket:
+    """Connect to *server*; raises :class:`gearman.errors.ConnectionError`.
+
+    Every address ``getaddrinfo`` returns is tried in turn, each with
+    *timeout* seconds.  The socket comes back blocking, with TCP_NODELAY
+    (Gearman packets are small and latency-bound) and, if asked, keepalive.
+    """
+    try:
+        sock = socket.create_connection((server.host, server.port), timeout=timeout)
+    except OSError as error:
+        raise errors.ConnectionError(f"cannot connect to {server}: {error}") from error
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if keepalive:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 5)):
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+    sock.settimeout(None)
+    return sock
+
+
+class Link:
+    """One socket and the core connection that speaks over it."""
+
+    __slots__ = ("connection", "server", "sock")
+
+    def __init__(
+        self,
+        server: proto.ServerAddress,
+        sock: socket.socket,
+        connection: proto.ClientConnection | proto.WorkerConnection | proto.AdminConnection,
+    ) -> None:
+        self.server = server
+        self.sock = sock
+        self.connection = connection
+
+    def close(self) -> None:
+        """Close the socket (the core connection is dropped by its owner)."""
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+EventHandler = Callable[[Link, proto.Event], None]
+
+
+class Pump:
+    """One selector over every link of a client, worker or admin client.
+
+    ``flush`` writes what the core queued (one ``sendall`` per link);
+    ``run_once`` waits up to a timeout, reads every readable link, and
+    passes each event to *on_event*.  A link whose socket fails gets
+    ``receive_data(b"")``, so the core reports the loss as events too.
+    """
+
+    def __init__(self, on_event: EventHandler) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._links: dict[proto.ServerAddress, Link] = {}
+        self._on_event = on_event
+
+    @property
+    def links(self) -> dict[proto.ServerAddress, Link]:
+        """Open links by server."""
+        return self._links
+
+    def add(self, link: Link) -> None:
+        """Watch *link*."""
+        self._links[link.server] = link
+        self._selector.register(link.sock, selectors.EVENT_READ, link)
+
+    def remove(self, link: Link) -> None:
+        """Stop watching *link* and close its socket."""
+        if self._links.get(link.server) is link:
+            del self._links[link.server]
+            self._selector.unregister(link.sock)
+        link.close()
+
+    def close(self) -> None:
+        """Close every link."""
+        for link in list(self._links.values()):
+            self.remove(link)
+
+    def send(self, link: Link, data: bytes) -> bool:
+        """Write *data* on *link*; on failure treat the link as closed."""
+        try:
+            link.sock.sendall(data)
+        except OSError as error:
+            logger.warning("%s: write failed: %s", link.server, error)
+            link.connection.send_failed()
+            self._lost(link)
+            return False
+        return True
+
+    def flush(self, outgoing: dict[proto.ServerAddress, bytes] | None = None) -> None:
+        """Write what each link's core connection (or *outgoing*) holds."""
+        if outgoing is None:
+            outgoing = {}
+            for server, link in self._links.items():
+                data = link.connection.data_to_send()
+                if data:
+                    outgoing[server] = data
+        for server, data in outgoing.items():
+            target = self._links.get(server)
+            if target is not None:
+                self.send(target, data)
+
+    def run_once(self, timeout: float | None) -> bool:
+        """Wait up to *timeout* seconds and handle what arrived; True if anything did."""
+        if not self._links:
+            if timeout:
+                time.sleep(timeout)  # nothing to watch: the caller's wait still passes
+            return False
+        ready = self._selector.select(timeout)
+        for key, _ in ready:
+            self._read(key.data)
+        return bool(ready)
+
+    def _read(self, link: Link) -> None:
+        try:
+            data = link.sock.recv(READ_SIZE)
+        except OSError as error:
+            logger.warning("%s: read failed: %s", link.server, error)
+            data = b""
+        if not data:
+            self._lost(link)
+            return
+        self._drain(link, data)
+
+    def _lost(self, link: Link) -> None:
+        self.remove(link)
+        connection = link.connection
+        if connection.state is proto.ConnectionState.OPEN:
+            self._drain(link, b"")
+        else:
+            self._on_event(link, proto.ConnectionClosed(unanswered=connection.unanswered))
+
+    def _drain(self, link: Link, data: bytes) -> None:
+        connection = link.connection
+        try:
+            connection.receive_data(data)
+            for event in connection.events():
+                self._on_event(link, event)
+        except proto.RemoteProtocolError as error:
+            logger.error("%s: protocol error, closing: %s", link.server, error)
+            if self._links.get(link.server) is link:
+                self.remove(link)
+            self._on_event(link, proto.ConnectionClosed(unanswered=connection.unanswered))
+
+
+def wait_all(pump: Pump, done: Callable[[], bool], deadline: float | None) -> bool:
+    """Run *pump* until *done* says so or *deadline* (monotonic) passes."""
+    while True:
+        pump.flush()
+        if done():
+            return True
+        if deadline is None:
+            timeout = None
+        else:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                return False
+        pump.run_once(timeout)
+
+
+def deadline_after(timeout: float | None) -> float | None:
+    """A monotonic deadline *timeout* seconds from now (None: never)."""
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def earliest(*deadlines: float | None) -> float | None:
+    """The earliest of the given deadlines (None means no deadline)."""
+    real: Iterable[float] = [d for d in deadlines if d is not None]
+    return min(real, default=None)

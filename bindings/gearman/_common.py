@@ -1,0 +1,174 @@
+"""Helpers shared by every binding; no I/O library is imported here.
+
+Owns: payload encoders, the str/bytes rules for names, the python-gearman
+priority spelling, request status dictionaries, and the one table that maps
+core errors to python-gearman error classes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import gearman_proto as proto
+
+from . import errors
+from .constants import PRIORITY_HIGH, PRIORITY_LOW, PRIORITY_NONE
+
+__all__ = [
+    "DataEncoder",
+    "NoopEncoder",
+    "from_priority",
+    "job_status",
+    "map_errors",
+    "name_bytes",
+    "parse_host_list",
+    "random_unique",
+    "text",
+    "to_priority",
+]
+
+Name = str | bytes
+
+
+class DataEncoder:
+    """How payloads become bytes and back; subclass and set ``data_encoder``.
+
+    Applied only to opaque job data: submitted payloads, WORK_DATA,
+    WORK_WARNING, WORK_COMPLETE and WORK_EXCEPTION payloads, and the data a
+    worker receives.  Never to names, uniques, handles or status numbers.
+    """
+
+    @classmethod
+    def encode(cls, encodable_object: Any) -> bytes:
+        """Turn a user object into the bytes that travel."""
+        raise NotImplementedError
+
+    @classmethod
+    def decode(cls, decodable_string: bytes) -> Any:
+        """Turn received bytes into a user object."""
+        raise NotImplementedError
+
+
+class NoopEncoder(DataEncoder):
+    """The default: payloads are bytes; ``str`` is sent UTF-8 encoded.
+
+    Anything else raises ``TypeError`` (python-gearman's behaviour, minus its
+    refusal of ``str``).  Received payloads stay ``bytes``.
+    """
+
+    @classmethod
+    def encode(cls, encodable_object: Any) -> bytes:
+        """bytes-like objects pass through; ``str`` is UTF-8 encoded."""
+        if isinstance(encodable_object, bytes):
+            return encodable_object
+        if isinstance(encodable_object, str):
+            return encodable_object.encode("utf-8")
+        if isinstance(encodable_object, (bytearray, memoryview)):
+            return bytes(encodable_object)
+        raise TypeError(
+            f"payload must be bytes or str, not {type(encodable_object).__name__} "
+            "(set a data_encoder to send other objects)"
+        )
+
+    @classmethod
+    def decode(cls, decodable_string: bytes) -> bytes:
+        """Received payloads are returned as they came."""
+        return decodable_string
+
+
+def name_bytes(name: Name, what: str = "name") -> bytes:
+    """A function name, unique or client id as bytes (``str`` is UTF-8 encoded)."""
+    if isinstance(name, bytes):
+        return name
+    if isinstance(name, str):
+        return name.encode("utf-8")
+    raise TypeError(f"{what} must be str or bytes, not {type(name).__name__}")
+
+
+def text(value: bytes) -> str:
+    """Bytes from the server as ``str``: UTF-8, undecodable bytes kept as escapes."""
+    return value.decode("utf-8", "surrogateescape")
+
+
+def random_unique(size: int) -> str:
+    """A fresh unique id: *size* random bytes as hex (python-gearman's rule)."""
+    return os.urandom(size).hex()
+
+
+_TO_PRIORITY = {
+    PRIORITY_NONE: proto.Priority.NORMAL,
+    PRIORITY_LOW: proto.Priority.LOW,
+    PRIORITY_HIGH: proto.Priority.HIGH,
+}
+_FROM_PRIORITY = {value: key for key, value in _TO_PRIORITY.items()}
+
+
+def to_priority(priority: str | None) -> proto.Priority:
+    """python-gearman's ``PRIORITY_*`` value as a core :class:`~gearman_proto.Priority`."""
+    try:
+        return _TO_PRIORITY[priority]
+    except KeyError:
+        raise ValueError(f"unknown priority {priority!r}") from None
+
+
+def from_priority(priority: proto.Priority) -> str | None:
+    """A core priority as python-gearman's ``PRIORITY_*`` value."""
+    return _FROM_PRIORITY[priority]
+
+
+def parse_host_list(
+    host_list: str | tuple[str, int] | list[Any] | None,
+) -> list[proto.ServerAddress]:
+    """Server addresses from python-gearman's ``host_list``.
+
+    Entries: ``"host"``, ``"host:port"``, ``"[v6]:port"``, ``(host, port)``
+    or a dict with ``host`` and ``port``.  A single string is one server.
+    """
+    if host_list is None:
+        entries: list[Any] = ["localhost"]
+    elif isinstance(host_list, (str, tuple)):
+        entries = [host_list]
+    else:
+        entries = list(host_list)
+    servers = []
+    for entry in entries:
+        spec = (
+            (entry["host"], entry.get("port", proto.DEFAULT_PORT))
+            if isinstance(entry, dict)
+            else entry
+        )
+        address = proto.parse_server(spec)
+        if address not in servers:
+            servers.append(address)
+    if not servers:
+        raise ValueError("host_list names no server")
+    return servers
+
+
+def job_status(numerator: bytes | None) -> int:
+    """A WORK_STATUS field as an int, read like gearmand does (C ``atoi``)."""
+    if not numerator:
+        return 0
+    digits = numerator.lstrip()
+    sign = -1 if digits[:1] == b"-" else 1
+    digits = digits.lstrip(b"+-")
+    end = 0
+    while end < len(digits) and 0x30 <= digits[end] <= 0x39:
+        end += 1
+    return sign * int(digits[:end]) if end else 0
+
+
+@contextlib.contextmanager
+def map_errors() -> Iterator[None]:
+    """Re-raise core protocol errors as python-gearman error classes."""
+    try:
+        yield
+    except proto.AttemptsExceeded as error:
+        raise errors.ExceededConnectionAttempts(str(error)) from error
+    except proto.RemoteProtocolError as error:
+        raise errors.ProtocolError(str(error)) from error
+    except proto.LocalProtocolError as error:
+        raise errors.InvalidClientState(str(error)) from error

@@ -1,0 +1,27 @@
+"""python-gearman's ``connection_manager`` module: encoders and the common base class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._common import DataEncoder, NoopEncoder, parse_host_list
+
+__all__ = ["DataEncoder", "GearmanConnectionManager", "NoopEncoder"]
+
+
+class GearmanConnectionManager:
+    """What clients, workers and admin clients share: the host list and the encoder.
+
+    Attributes:
+        servers: the parsed host list (:class:`gearman_proto.ServerAddress`).
+        data_encoder: a :class:`DataEncoder` class applied to job payloads.
+    """
+
+    data_encoder: type[DataEncoder] = NoopEncoder
+
+    def __init__(self, host_list: Any = None) -> None:
+        self.servers = parse_host_list(host_list)
+
+    def shutdown(self) -> None:
+        """Close every connection."""
+        raise NotImplementedError

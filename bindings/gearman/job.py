@@ -1,0 +1,220 @@
+"""python-gearman's job and job request classes.
+
+:class:`GearmanJob` is one job as a client submits it or a worker receives
+it.  :class:`GearmanJobRequest` is a client's submission of one job and
+everything heard about it; its state machine is the core's
+:class:`gearman_proto.JobRequest`, which it extends with python-gearman's
+attributes and payload decoding.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Any
+
+import gearman_proto as proto
+
+from ._common import DataEncoder, NoopEncoder, from_priority, job_status, name_bytes, to_priority
+from .constants import (
+    JOB_COMPLETE,
+    JOB_CREATED,
+    JOB_FAILED,
+    JOB_PENDING,
+    JOB_UNKNOWN,
+    PRIORITY_NONE,
+)
+
+__all__ = [
+    "JOB_COMPLETE",
+    "JOB_CREATED",
+    "JOB_FAILED",
+    "JOB_PENDING",
+    "JOB_UNKNOWN",
+    "GearmanJob",
+    "GearmanJobRequest",
+]
+
+
+class GearmanJob:
+    """One job.
+
+    Attributes:
+        connection: the server the job lives on (a
+            :class:`gearman_proto.ServerAddress`), or None before submission.
+        handle: the job handle as ``str`` (None before JOB_CREATED).
+        task: the function name, as the caller gave it (``str`` or ``bytes``).
+        unique: the unique id (``str``; ``bytes`` if the caller passed bytes).
+        data: the payload: what the caller submitted, or on a worker the
+            payload after ``data_encoder.decode``.
+    """
+
+    def __init__(
+        self,
+        connection: proto.ServerAddress | None,
+        handle: str | None,
+        task: str | bytes,
+        unique: str | bytes | None,
+        data: Any,
+    ) -> None:
+        self.connection = connection
+        self.handle = handle
+        self.task = task
+        self.unique = unique
+        self.data = data
+
+    def to_dict(self) -> dict[str, Any]:
+        """``task``, ``job_handle``, ``unique`` and ``data`` as a dict."""
+        return {
+            "task": self.task,
+            "job_handle": self.handle,
+            "unique": self.unique,
+            "data": self.data,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"<GearmanJob connection={self.connection} handle={self.handle!r} "
+            f"task={self.task!r} unique={self.unique!r}>"
+        )
+
+
+class GearmanJobRequest(proto.JobRequest):
+    """A client's request to run one :class:`GearmanJob`.
+
+    Attributes (python-gearman's, with Python 3 types):
+        gearman_job / job: the :class:`GearmanJob`.
+        state: one of the ``JOB_*`` strings.
+        priority: ``PRIORITY_NONE``, ``PRIORITY_LOW`` or ``PRIORITY_HIGH``.
+        background: submitted as a background job.
+        result: the decoded WORK_COMPLETE payload (None until then).
+        exception: the decoded WORK_EXCEPTION payload, if any.
+        data_updates, warning_updates: deques of decoded WORK_DATA and
+            WORK_WARNING payloads, oldest first.
+        status: ``{'handle', 'known', 'running', 'numerator',
+            'denominator', 'time_received'}`` from the last WORK_STATUS or
+            status query (numbers are ints; empty dict until one arrives).
+        timed_out: the last wait on it ended at its deadline.
+        connection_attempts / max_connection_attempts: sends so far, cap.
+        lost: its connection died after JOB_CREATED (outcome unknown).
+        error: the server's :class:`gearman_proto.ServerError` if it refused
+            the job (state ``FAILED``), else None.
+    """
+
+    def __init__(
+        self,
+        gearman_job: GearmanJob,
+        initial_priority: str | None = PRIORITY_NONE,
+        background: bool = False,
+        max_attempts: int = 1,
+    ) -> None:
+        self.gearman_job = gearman_job
+        self.data_encoder: type[DataEncoder] = NoopEncoder
+        self._priority = to_priority(initial_priority)
+        self._background = bool(background)
+        self._reset_updates()
+        super().__init__(self._submission(b""), max_attempts=max_attempts)
+
+    def _submission(self, payload: bytes) -> proto.SubmitJob:
+        job = self.gearman_job
+        return proto.SubmitJob(
+            function=name_bytes(job.task, "task"),
+            payload=payload,
+            unique=b"" if job.unique is None else name_bytes(job.unique, "unique"),
+            priority=self._priority,
+            background=self._background,
+        )
+
+    def _prepare(self, data_encoder: type[DataEncoder]) -> None:
+        """Encode the payload with the client's encoder (first send only)."""
+        self.data_encoder = data_encoder
+        if self.attempts == 0:
+            self.submission = self._submission(data_encoder.encode(self.gearman_job.data))
+
+    def _reset_updates(self) -> None:
+        self.result: Any = None
+        self.exception: Any = None
+        self.data_updates: collections.deque[Any] = collections.deque()
+        self.warning_updates: collections.deque[Any] = collections.deque()
+        self.status_updates: collections.deque[tuple[int, int]] = collections.deque()
+        self.status: dict[str, Any] = {}
+        self.timed_out = False
+
+    def initialize_request(self) -> None:
+        """Forget every update (python-gearman's name for :meth:`reset`)."""
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to ``JOB_UNKNOWN`` with no updates, ready to be submitted again."""
+        self.state = proto.JobState.UNKNOWN
+        self.handle = None
+        self.known = self.running = None
+        self.numerator = self.denominator = None
+        self.server = None
+        self.attempts = 0
+        self.lost = False
+        self.error = None
+        self._reset_updates()
+
+    # python-gearman's attribute names over the core's
+    @property
+    def job(self) -> GearmanJob:
+        """The :class:`GearmanJob` (alias of ``gearman_job``)."""
+        return self.gearman_job
+
+    @property
+    def priority(self) -> str | None:
+        """``PRIORITY_NONE``, ``PRIORITY_LOW`` or ``PRIORITY_HIGH``."""
+        return from_priority(self._priority)
+
+    @property
+    def connection_attempts(self) -> int:
+        """How many times it was sent."""
+        return self.attempts
+
+    @property
+    def max_connection_attempts(self) -> int:
+        """How many times it may be sent (``max_retries + 1``)."""
+        return self.max_attempts
+
+    @property
+    def server_status(self) -> dict[str, Any]:
+        """Deprecated alias of :attr:`status`."""
+        return self.status
+
+    # Hooks called by the core after it recorded an event.
+    def _on_data(self, payload: bytes) -> None:
+        self.data_updates.append(self.data_encoder.decode(payload))
+
+    def _on_warning(self, payload: bytes) -> None:
+        self.warning_updates.append(self.data_encoder.decode(payload))
+
+    def _on_status(self) -> None:
+        numerator = job_status(self.numerator)
+        denominator = job_status(self.denominator)
+        self.status = {
+            "handle": self.gearman_job.handle,
+            "known": self.known,
+            "running": self.running,
+            "numerator": numerator,
+            "denominator": denominator,
+            "time_received": time.time(),
+        }
+        self.status_updates.append((numerator, denominator))
+
+    def _on_result(self, payload: bytes) -> None:
+        self.result = self.data_encoder.decode(payload)
+
+    def _on_exception(self, payload: bytes) -> None:
+        self.exception = self.data_encoder.decode(payload)
+
+    def __repr__(self) -> str:
+        return (
+            f"<GearmanJobRequest task={self.gearman_job.task!r} "
+            f"unique={self.gearman_job.unique!r} priority={self.priority!r} "
+            f"background={self.background} state={self.state} timed_out={self.timed_out}>"
+        )
+
+
+# States re-exported for ``from gearman.job import JOB_COMPLETE`` and friends.
+_STATES = (JOB_UNKNOWN, JOB_PENDING, JOB_CREATED, JOB_FAILED, JOB_COMPLETE)
