@@ -102,9 +102,24 @@ class GearmanClient(GearmanConnectionManager):
         wait_until_complete: bool = True,
         max_retries: int = 0,
         poll_timeout: float | None = None,
+        *,
+        epoch: int | None = None,
+        reducer: str | bytes | None = None,
     ) -> GearmanJobRequest:
-        """Submit one job; see :meth:`submit_multiple_jobs` for the waiting rules."""
-        job_info = {"task": task, "data": data, "unique": unique, "priority": priority}
+        """Submit one job; see :meth:`submit_multiple_jobs` for the waiting rules.
+
+        *epoch* (Unix time, whole seconds) makes it a delayed background job
+        (SUBMIT_JOB_EPOCH); *reducer* makes it a map/reduce job
+        (SUBMIT_REDUCE_JOB, foreground or background).
+        """
+        job_info = {
+            "task": task,
+            "data": data,
+            "unique": unique,
+            "priority": priority,
+            "epoch": epoch,
+            "reducer": reducer,
+        }
         request = self._create_request_from_dictionary(job_info, background, max_retries)
         self.submit_multiple_requests(
             [request], wait_until_complete=wait_until_complete, poll_timeout=poll_timeout
@@ -120,7 +135,7 @@ class GearmanClient(GearmanConnectionManager):
         poll_timeout: float | None = None,
     ) -> list[GearmanJobRequest]:
         """Submit several jobs, given as dicts with ``task``, ``data`` and optional
-        ``unique`` and ``priority``.
+        ``unique``, ``priority``, ``epoch`` and ``reducer``.
 
         Always waits until each job is accepted (JOB_CREATED) or refused; with
         *wait_until_complete* (and not *background*) also until each ends.
@@ -225,6 +240,8 @@ class GearmanClient(GearmanConnectionManager):
             initial_priority=job_info.get("priority", PRIORITY_NONE),
             background=background,
             max_attempts=max_retries + 1,
+            epoch=job_info.get("epoch"),
+            reducer=job_info.get("reducer"),
         )
 
     # -------------------------------------------------------------- status

@@ -47,6 +47,7 @@ class GearmanJob:
         unique: the unique id (``str``; ``bytes`` if the caller passed bytes).
         data: the payload: what the caller submitted, or on a worker the
             payload after ``data_encoder.decode``.
+        reducer: on a worker, the reducer of a map/reduce job, else None.
     """
 
     def __init__(
@@ -56,12 +57,14 @@ class GearmanJob:
         task: str | bytes,
         unique: str | bytes | None,
         data: Any,
+        reducer: str | None = None,
     ) -> None:
         self.connection = connection
         self.handle = handle
         self.task = task
         self.unique = unique
         self.data = data
+        self.reducer = reducer
 
     def to_dict(self) -> dict[str, Any]:
         """``task``, ``job_handle``, ``unique`` and ``data`` as a dict."""
@@ -86,7 +89,11 @@ class GearmanJobRequest(proto.JobRequest):
         gearman_job / job: the :class:`GearmanJob`.
         state: one of the ``JOB_*`` strings.
         priority: ``PRIORITY_NONE``, ``PRIORITY_LOW`` or ``PRIORITY_HIGH``.
-        background: submitted as a background job.
+        background: submitted as a background job (always, for epoch jobs).
+        epoch: for a delayed job, the Unix time before which it does not run
+            (SUBMIT_JOB_EPOCH); else None.
+        reducer: for a map/reduce job, the reducer function (SUBMIT_REDUCE_JOB);
+            else None.
         result: the decoded WORK_COMPLETE payload (None until then).
         exception: the decoded WORK_EXCEPTION payload, if any.
         data_updates, warning_updates: deques of decoded WORK_DATA and
@@ -107,20 +114,47 @@ class GearmanJobRequest(proto.JobRequest):
         initial_priority: str | None = PRIORITY_NONE,
         background: bool = False,
         max_attempts: int = 1,
+        *,
+        epoch: int | None = None,
+        reducer: str | bytes | None = None,
     ) -> None:
         self.gearman_job = gearman_job
         self.data_encoder: type[DataEncoder] = NoopEncoder
         self._priority = to_priority(initial_priority)
-        self._background = bool(background)
+        self._background = bool(background) or epoch is not None
+        self.epoch = epoch
+        self.reducer = reducer
+        if epoch is not None and (
+            reducer is not None or self._priority is not proto.Priority.NORMAL
+        ):
+            raise ValueError("an epoch job has normal priority and no reducer")
+        if reducer is not None and self._priority is not proto.Priority.NORMAL:
+            raise ValueError("a reduce job has normal priority")
         self._reset_updates()
         super().__init__(self._submission(b""), max_attempts=max_attempts)
 
-    def _submission(self, payload: bytes) -> proto.SubmitJob:
+    def _submission(
+        self, payload: bytes
+    ) -> proto.SubmitJob | proto.SubmitJobEpoch | proto.SubmitReduceJob:
         job = self.gearman_job
+        function = name_bytes(job.task, "task")
+        unique = b"" if job.unique is None else name_bytes(job.unique, "unique")
+        if self.epoch is not None:
+            return proto.SubmitJobEpoch(
+                function=function, payload=payload, unique=unique, epoch=int(self.epoch)
+            )
+        if self.reducer is not None:
+            return proto.SubmitReduceJob(
+                function=function,
+                payload=payload,
+                unique=unique,
+                reducer=name_bytes(self.reducer, "reducer"),
+                background=self._background,
+            )
         return proto.SubmitJob(
-            function=name_bytes(job.task, "task"),
+            function=function,
             payload=payload,
-            unique=b"" if job.unique is None else name_bytes(job.unique, "unique"),
+            unique=unique,
             priority=self._priority,
             background=self._background,
         )

@@ -65,7 +65,8 @@ class GearmanWorker(GearmanConnectionManager):
         self.worker_abilities: dict[str | bytes, Task] = {}
         self.worker_client_id: str | bytes | None = None
         self._names: dict[bytes, str | bytes] = {}
-        self._session = proto.WorkerSession(self.servers)
+        # GRAB_JOB_ALL: jobs carry their unique id and, for reduce jobs, the reducer.
+        self._session = proto.WorkerSession(self.servers, grab_mode=proto.GrabMode.ALL)
         self._pump = Pump(self._on_event)
         self._jobs: list[GearmanJob] = []
         self._continue = True
@@ -254,7 +255,9 @@ class GearmanWorker(GearmanConnectionManager):
             data = self.data_encoder.decode(assigned.payload)
             task = self._names.get(assigned.function, text(assigned.function))
             unique = None if assigned.unique is None else text(assigned.unique)
-            self._jobs.append(GearmanJob(link.server, text(assigned.handle), task, unique, data))
+            reducer = None if assigned.reducer is None else text(assigned.reducer)
+            job = GearmanJob(link.server, text(assigned.handle), task, unique, data, reducer)
+            self._jobs.append(job)
 
     def _run_jobs(self) -> None:
         while self._jobs:
