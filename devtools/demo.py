@@ -42,7 +42,7 @@ def run_demo() -> int:
     """Run gearmand, the worker and the client once; return the exit status."""
     with Gearmand(verbose=None) as server:
         print(f"gearmand {server.address} (pid {server.pid})", flush=True)
-        worker = subprocess.Popen(_example("reverse_worker.py", server.address))
+        worker = subprocess.Popen([*_example("reverse_worker.py", server.address), "--count", "1"])
         try:
             client = subprocess.run(
                 _example("reverse_client.py", server.address),

@@ -1,62 +1,41 @@
-"""Reverse client: submit "Hello World!" to the "reverse" function and print the result.
+"""A client that has "Hello World!" reversed: python-gearman's first example, on Python 3.
 
-PLACEHOLDER: speaks the Gearman binary protocol by hand with `socket` and
-`struct`; it will be rewritten on top of the `gearman` binding.
-
-Usage: python examples/reverse_client.py HOST:PORT
+Usage: python reverse_client.py HOST:PORT
 """
 
 from __future__ import annotations
 
-import socket
-import struct
+import argparse
 import sys
 
-HEADER = struct.Struct(">4sII")  # magic, packet type, body size
-SUBMIT_JOB, JOB_CREATED, WORK_COMPLETE, WORK_FAIL = 7, 8, 13, 14
-TIMEOUT = 30.0  # seconds to wait for any reply
+import gearman
 
 
-def recv_exactly(conn: socket.socket, size: int) -> bytes:
-    """Read exactly *size* bytes or raise ConnectionError on EOF."""
-    data = bytearray()
-    while len(data) < size:
-        chunk = conn.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("gearmand closed the connection")
-        data += chunk
-    return bytes(data)
+def check_request_status(job_request: gearman.GearmanJobRequest) -> bool:
+    """Print what became of a request; True if it completed."""
+    if job_request.complete:
+        result = job_request.result.decode() if job_request.result is not None else None
+        print(f"Job {job_request.job.unique} finished! Result: {job_request.state} - {result}")
+        return job_request.state == gearman.JOB_COMPLETE
+    if job_request.timed_out:
+        print(f"Job {job_request.job.unique} timed out!")
+    elif job_request.state == gearman.JOB_UNKNOWN:
+        print(f"Job {job_request.job.unique} connection failed!")
+    return False
 
 
-def recv_packet(conn: socket.socket) -> tuple[int, bytes]:
-    """Read one response packet and return its type and body."""
-    magic, kind, size = HEADER.unpack(recv_exactly(conn, HEADER.size))
-    if magic != b"\0RES":
-        raise ConnectionError(f"unexpected magic {magic!r}")
-    return kind, recv_exactly(conn, size)
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("address", help="gearmand as HOST:PORT")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
+    arguments = parser.parse_args()
 
-
-def main(address: str) -> int:
-    host, _, port = address.rpartition(":")
-    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as conn:
-        body = b"reverse\0\0Hello World!"  # function, unique (empty), data
-        conn.sendall(HEADER.pack(b"\0REQ", SUBMIT_JOB, len(body)) + body)
-        kind, handle = recv_packet(conn)
-        if kind != JOB_CREATED:
-            raise ConnectionError(f"expected JOB_CREATED, got packet type {kind}")
-        while True:
-            kind, body = recv_packet(conn)
-            if kind == WORK_COMPLETE:
-                _handle, result = body.split(b"\0", 1)
-                print(f"Job {handle.decode()} finished! Result: COMPLETE - {result.decode()}")
-                return 0
-            if kind == WORK_FAIL:
-                print(f"Job {handle.decode()} finished! Result: FAILED")
-                return 1
-            # WORK_DATA, WORK_STATUS, WORK_WARNING, ...: not used by this example
+    with gearman.GearmanClient([arguments.address]) as gm_client:
+        completed_job_request = gm_client.submit_job(
+            "reverse", "Hello World!", poll_timeout=arguments.timeout
+        )
+        return 0 if check_request_status(completed_job_request) else 1
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main())

@@ -71,6 +71,9 @@ class JobState(str, enum.Enum):
     def __format__(self, spec: str) -> str:
         return format(self.value, spec)
 
+    def __repr__(self) -> str:
+        return repr(self.value)
+
 
 class JobRequest:
     """One submission and everything the server said about it.
