@@ -8,6 +8,7 @@ Serves the task "reverse" until interrupted, or until it has done N jobs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 import gearman
 
@@ -42,10 +43,8 @@ def main() -> None:
     gm_worker = CountingWorker([arguments.address], arguments.count)
     gm_worker.set_client_id("reverse-example")
     gm_worker.register_task("reverse", task_listener_reverse)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         gm_worker.work()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
