@@ -1,0 +1,143 @@
+"""Micro-benchmark of the core's receive and send paths (no sockets).
+
+Usage: python benchmarks/parser.py [--seconds S] [--json FILE]
+
+Measures, through the real ``receive_data`` / ``next_event`` path:
+- decode of small JOB_ASSIGN_UNIQ packets (16-byte payload) on a worker
+  connection, fed in 64 KiB chunks: packets/s and MB/s;
+- decode of 1 MiB WORK_COMPLETE packets on a client connection, fed in
+  64 KiB chunks: packets/s and MB/s;
+and through ``ClientConnection.send``: SUBMIT_JOB encodes per second.
+Each figure is the best of several rounds of at least S seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+import time
+from collections.abc import Callable
+
+import gearman_proto as proto
+
+CHUNK = 64 * 1024
+HEADER = struct.Struct(">4sII")
+
+
+def packet(packet_type: int, *arguments: bytes) -> bytes:
+    body = b"\0".join(arguments)
+    return HEADER.pack(b"\0RES", packet_type, len(body)) + body
+
+
+def chunks(stream: bytes) -> list[bytes]:
+    return [stream[i : i + CHUNK] for i in range(0, len(stream), CHUNK)]
+
+
+def small_assign_round(count: int) -> tuple[int, int, Callable[[], int]]:
+    """A worker connection that grabbed `count` times receives `count` assignments."""
+    stream = b"".join(
+        packet(31, b"H:vm:%d" % i, b"reverse", b"u-%d" % i, b"0123456789abcdef")
+        for i in range(count)
+    )
+    pieces = chunks(stream)
+
+    def run() -> int:
+        worker = proto.WorkerConnection(max_jobs=count + 1)
+        worker.send(proto.CanDo(function=b"reverse"))
+        # Pretend every assignment answers a grab: the connection re-grabs
+        # after each one because it has room, as a busy worker would.
+        seen = 0
+        for piece in pieces:
+            worker.receive_data(piece)
+            while worker.next_event() is not None:
+                seen += 1
+        return seen
+
+    return count, len(stream), run
+
+
+def large_complete_round(count: int) -> tuple[int, int, Callable[[], int]]:
+    """A client with `count` foreground jobs receives a 1 MiB WORK_COMPLETE for each."""
+    payload = bytes(range(256)) * 4096
+    created = b"".join(packet(8, b"H:vm:%d" % i) for i in range(count))
+    stream = b"".join(packet(13, b"H:vm:%d" % i, payload) for i in range(count))
+    pieces = chunks(stream)
+
+    def run() -> int:
+        client = proto.ClientConnection()
+        for _ in range(count):
+            client.queue(proto.SubmitJob(function=b"echo", payload=b"x"))
+        client.receive_data(created)
+        while client.next_event() is not None:
+            pass
+        seen = 0
+        for piece in pieces:
+            client.receive_data(piece)
+            while client.next_event() is not None:
+                seen += 1
+        return seen
+
+    return count, len(stream), run
+
+
+def encode_round(count: int) -> tuple[int, int, Callable[[], int]]:
+    """`count` SUBMIT_JOB events queued and drained in one write."""
+    events = [
+        proto.SubmitJob(function=b"reverse", payload=b"0123456789abcdef", unique=b"u-%d" % i)
+        for i in range(count)
+    ]
+
+    def run() -> int:
+        client = proto.ClientConnection()
+        for event in events:
+            client.queue(event)
+        return len(client.data_to_send()) and count
+
+    return count, 0, run
+
+
+def best_rate(setup: tuple[int, int, Callable[[], int]], seconds: float) -> tuple[float, float]:
+    """(packets/s, MB/s) of the fastest round, rounds repeated for `seconds`."""
+    count, size, run = setup
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    while True:
+        start = time.perf_counter()
+        seen = run()
+        elapsed = time.perf_counter() - start
+        assert seen == count, (seen, count)
+        best = min(best, elapsed)
+        if time.perf_counter() > deadline:
+            break
+    return count / best, size / best / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="gearman_proto parser micro-benchmark")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument("--json", help="also write the figures to this file")
+    arguments = parser.parse_args()
+
+    results = {}
+    small_pps, small_mbs = best_rate(small_assign_round(100_000), arguments.seconds)
+    results["decode_small_job_assign_uniq"] = {"packets_per_s": small_pps, "mb_per_s": small_mbs}
+    large_pps, large_mbs = best_rate(large_complete_round(64), arguments.seconds)
+    results["decode_1mib_work_complete"] = {"packets_per_s": large_pps, "mb_per_s": large_mbs}
+    encode_pps, _ = best_rate(encode_round(100_000), arguments.seconds)
+    results["encode_submit_job"] = {"packets_per_s": encode_pps}
+
+    print(
+        f"decode JOB_ASSIGN_UNIQ (16 B payload): {small_pps:>12,.0f} packets/s {small_mbs:8.1f} MB/s"
+    )
+    print(
+        f"decode WORK_COMPLETE (1 MiB payload):  {large_pps:>12,.1f} packets/s {large_mbs:8.1f} MB/s"
+    )
+    print(f"encode SUBMIT_JOB:                     {encode_pps:>12,.0f} packets/s")
+    if arguments.json:
+        with open(arguments.json, "w") as out:
+            json.dump(results, out, indent=2)
+
+
+if __name__ == "__main__":
+    main()
