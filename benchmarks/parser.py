@@ -127,13 +127,13 @@ def main() -> None:
     encode_pps, _ = best_rate(encode_round(100_000), arguments.seconds)
     results["encode_submit_job"] = {"packets_per_s": encode_pps}
 
-    print(
-        f"decode JOB_ASSIGN_UNIQ (16 B payload): {small_pps:>12,.0f} packets/s {small_mbs:8.1f} MB/s"
-    )
-    print(
-        f"decode WORK_COMPLETE (1 MiB payload):  {large_pps:>12,.1f} packets/s {large_mbs:8.1f} MB/s"
-    )
-    print(f"encode SUBMIT_JOB:                     {encode_pps:>12,.0f} packets/s")
+    rows = [
+        ("decode JOB_ASSIGN_UNIQ (16 B payload)", small_pps, f"{small_mbs:8.1f} MB/s"),
+        ("decode WORK_COMPLETE (1 MiB payload)", large_pps, f"{large_mbs:8.1f} MB/s"),
+        ("encode SUBMIT_JOB", encode_pps, ""),
+    ]
+    for label, rate, extra in rows:
+        print(f"{label:<40}{rate:>14,.1f} packets/s {extra}")
     if arguments.json:
         with open(arguments.json, "w") as out:
             json.dump(results, out, indent=2)
