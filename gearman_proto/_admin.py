@@ -36,6 +36,7 @@ from ._events import (
     WorkerInfo,
     WorkersReply,
 )
+from ._wire import decimal_field
 
 __all__ = [
     "BLOCK_COMMANDS",
@@ -65,9 +66,7 @@ def encode_admin_request(request: AdminRequest) -> bytes:
 
 
 def _number(text: bytes, what: str) -> int:
-    if not text.isdigit():
-        raise RemoteProtocolError(f"admin reply: {what} {text!r} is not a number")
-    return int(text)
+    return decimal_field(text, f"admin reply: {what}")
 
 
 def _columns(line: bytes, count: int, what: str) -> list[bytes]:

@@ -58,7 +58,7 @@ from ._events import (
     WorkStatus,
     WorkWarning,
 )
-from ._wire import REQ, RES, PacketType, decode_body, encode_packet
+from ._wire import REQ, RES, PacketType, decimal_field, decode_body, encode_packet
 
 __all__ = [
     "DEFAULT_MAX_LINE_LENGTH",
@@ -233,7 +233,10 @@ class _Connection:
         raise NotImplementedError
 
     def _queue(self, data: bytes) -> None:
-        self._outbox.append(data)
+        # Moves the core makes on its own (PRE_SLEEP after a NO_JOB parsed
+        # after the server closed) have nobody to go to.
+        if not self._eof:
+            self._outbox.append(data)
 
     def _fail(self, error: ProtocolError) -> None:
         self._error = error
@@ -251,6 +254,10 @@ class _Connection:
         if self._eof and not self._events:
             self._close()
 
+    def _binary_allowed(self) -> bool:
+        """Whether a binary packet may start here (not inside a text reply)."""
+        return True
+
     def _parse_buffer(self) -> None:
         buffer = self._buffer
         take = buffer.take_packet
@@ -265,6 +272,8 @@ class _Connection:
                 if not self._on_line():
                     return
                 continue
+            if not self._binary_allowed():
+                raise RemoteProtocolError("binary packet in the middle of an admin block reply")
             packet = take(max_body)
             if packet is None:
                 return
@@ -295,6 +304,7 @@ class _Connection:
 
     def _close(self) -> None:
         self._state = ConnectionState.CLOSED
+        self._outbox.clear()
         self._events.append(
             ConnectionClosed(
                 unanswered=tuple(self._unanswered),
@@ -424,8 +434,8 @@ class ClientConnection(_Connection):
                 handle=handle,
                 known=_flag(known, "known"),
                 running=_flag(running, "running"),
-                numerator=_count(numerator, "numerator"),
-                denominator=_count(denominator, "denominator"),
+                numerator=decimal_field(numerator, "status field numerator"),
+                denominator=decimal_field(denominator, "status field denominator"),
                 request=request,
             )
         )
@@ -443,9 +453,9 @@ class ClientConnection(_Connection):
                 unique=unique,
                 known=_flag(known, "known"),
                 running=_flag(running, "running"),
-                numerator=_count(numerator, "numerator"),
-                denominator=_count(denominator, "denominator"),
-                client_count=_count(clients, "client_count"),
+                numerator=decimal_field(numerator, "status field numerator"),
+                denominator=decimal_field(denominator, "status field denominator"),
+                client_count=decimal_field(clients, "status field client_count"),
                 request=request,
             )
         )
@@ -520,12 +530,6 @@ def _flag(text: bytes, name: str) -> bool:
     if text == b"0":
         return False
     raise RemoteProtocolError(f"status field {name} is {text!r}, not 0 or 1")
-
-
-def _count(text: bytes, name: str) -> int:
-    if not text.isdigit():
-        raise RemoteProtocolError(f"status field {name} is {text!r}, not a number")
-    return int(text)
 
 
 class WorkerState(enum.Enum):
@@ -754,10 +758,8 @@ class AdminConnection(_Connection):
         else:
             raise LocalProtocolError(f"an admin connection does not send {type(event).__name__}")
 
-    def _parse_buffer(self) -> None:
-        if self._block is not None and self._buffer.first_byte() == 0:
-            raise RemoteProtocolError("binary packet in the middle of an admin block reply")
-        super()._parse_buffer()
+    def _binary_allowed(self) -> bool:
+        return self._block is None
 
     def _on_line(self) -> bool:
         line = self._buffer.take_line(self.max_line_length)

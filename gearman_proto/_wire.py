@@ -23,10 +23,12 @@ from ._errors import LocalProtocolError, RemoteProtocolError
 __all__ = [
     "HEADER",
     "LAYOUTS",
+    "MAX_DECIMAL_DIGITS",
     "REQ",
     "RES",
     "Layout",
     "PacketType",
+    "decimal_field",
     "decode_body",
     "encode_packet",
 ]
@@ -248,3 +250,21 @@ def decode_body(packet_type: int, body: bytes) -> list[bytes]:
             f"{PacketType(packet_type).name} needs {count} arguments, the body holds {len(parts)}"
         )
     return parts
+
+
+#: numbers inside arguments are ASCII decimals; gearmand's are 32- or 64-bit
+#: (status counts, pids), so 20 digits is plenty.  The cap also keeps a
+#: hostile peer away from Python's slow (and, past 4300 digits, refused)
+#: conversion of huge decimal strings.
+MAX_DECIMAL_DIGITS = 20
+
+
+def decimal_field(text: bytes, name: str) -> int:
+    """Read an unsigned ASCII decimal sent by the server.
+
+    Raises:
+        RemoteProtocolError: not 1 to 20 digits.
+    """
+    if not text.isdigit() or len(text) > MAX_DECIMAL_DIGITS:
+        raise RemoteProtocolError(f"{name} {text[:40]!r} is not a decimal number")
+    return int(text)
