@@ -278,19 +278,28 @@ class ClientSession:
         """Connecting to *server* failed: put it in back-off."""
         self.pool.failed(server, now)
 
-    def connection_lost(self, server: ServerAddress, now: float) -> list[Changed]:
+    def connection_lost(
+        self,
+        server: ServerAddress,
+        now: float,
+        unanswered: Iterable[Event] | None = None,
+    ) -> list[Changed]:
         """The connection to *server* died (EOF, error, or the binding gave up).
 
         Requests waiting for JOB_CREATED there fall back to ``UNKNOWN`` and
         may be sent again; created foreground requests are marked lost;
-        status queries count the server as failed.  Returns what changed.
+        status queries count the server as failed.  *unanswered* defaults to
+        the connection's own list (a :class:`ConnectionClosed` event carries
+        it once the connection has closed).  Returns what changed.
         """
         connection = self.connections.pop(server, None)
         self.pool.failed(server, now)
         changed: list[Changed] = []
         if connection is None:
             return changed
-        for event in connection.unanswered:
+        if unanswered is None:
+            unanswered = connection.unanswered
+        for event in unanswered:
             if isinstance(event, (SubmitJob, SubmitJobEpoch, SubmitReduceJob)):
                 request = self._awaiting_creation.pop(id(event), None)
                 if request is not None:
@@ -413,7 +422,8 @@ class ClientSession:
         if kind is ServerError:
             return self._error(event)  # type: ignore[arg-type]
         if kind is ConnectionClosed:
-            return self.connection_lost(server, now)
+            assert isinstance(event, ConnectionClosed)
+            return self.connection_lost(server, now, event.unanswered)
         logger.debug("%s: ignoring %r", server, event)
         return []
 

@@ -1,0 +1,463 @@
+"""The session level, driven with plain bytes: requests, servers, worker budget."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+
+import gearman_proto as gp
+from gearman_proto import PacketType as T
+
+A = gp.ServerAddress("a", 1)
+B = gp.ServerAddress("b", 2)
+
+
+def res(packet_type: T, *arguments: bytes) -> bytes:
+    """A server packet, built by hand (not with the encoder under test)."""
+    body = b"\0".join(arguments)
+    return b"\0RES" + struct.pack(">II", packet_type, len(body)) + body
+
+
+def req(packet_type: T, *arguments: bytes) -> bytes:
+    body = b"\0".join(arguments)
+    return b"\0REQ" + struct.pack(">II", packet_type, len(body)) + body
+
+
+def feed(session: gp.ClientSession | gp.WorkerSession, server: gp.ServerAddress, data: bytes):
+    """Feed *data* to the session's connection to *server*; return what changed."""
+    connection = session.connections[server]
+    connection.receive_data(data)
+    changed = []
+    for event in connection.events():
+        changed.extend(session.receive(server, event, 0.0))
+    return changed
+
+
+# ------------------------------------------------------------ addresses, pool
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("localhost", gp.ServerAddress("localhost", 4730)),
+        ("h:1234", gp.ServerAddress("h", 1234)),
+        ("[::1]:4731", gp.ServerAddress("::1", 4731)),
+        ("[::1]", gp.ServerAddress("::1", 4730)),
+        ("::1", gp.ServerAddress("::1", 4730)),
+        (("h", 7), gp.ServerAddress("h", 7)),
+        (gp.ServerAddress("x", 9), gp.ServerAddress("x", 9)),
+    ],
+)
+def test_parse_server_reads_every_spelling(spec, expected) -> None:
+    assert gp.parse_server(spec) == expected
+
+
+@pytest.mark.parametrize(
+    "spec", ["", ":80", "h:", "h:0", "h:70000", "h:x", "[::1", "[::1]x", "[]:1"]
+)
+def test_parse_server_refuses_bad_specs(spec: str) -> None:
+    with pytest.raises(ValueError, match="bad"):
+        gp.parse_server(spec)
+
+
+def test_server_address_prints_ipv6_with_brackets() -> None:
+    assert str(gp.ServerAddress("::1", 5)) == "[::1]:5"
+    assert str(gp.ServerAddress("h", 5)) == "h:5"
+
+
+def test_pool_rotates_and_skips_servers_in_backoff() -> None:
+    pool = gp.ServerPool([A, B], backoff_initial=1.0, rng=random.Random(1))
+    assert pool.candidates(0.0) == [A, B]
+    assert pool.candidates(0.0) == [B, A]
+    retry = pool.failed(A, 10.0)
+    assert 10.8 <= retry <= 11.2
+    assert pool.candidates(10.5) == [B]
+    assert pool.candidates(retry) in ([A, B], [B, A])
+    second = pool.failed(A, 20.0)
+    assert 21.6 <= second <= 22.4  # doubled
+    assert pool.next_retry([A]) == second
+    assert pool.next_retry() == 0.0  # B is available now
+    pool.succeeded(A)
+    assert pool.available(A, 20.0)
+
+
+def test_pool_backoff_is_capped() -> None:
+    pool = gp.ServerPool([A], backoff_initial=1.0, backoff_max=4.0, rng=random.Random(2))
+    for _ in range(10):
+        retry = pool.failed(A, 0.0)
+    assert retry <= 4.0 * 1.2
+
+
+def test_pool_needs_a_server() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        gp.ServerPool([])
+
+
+# ------------------------------------------------------------------ client
+
+
+def client_session(**kwargs) -> gp.ClientSession:
+    session = gp.ClientSession([A, B], **kwargs)
+    session.connection_made(A)
+    return session
+
+
+def submit(session: gp.ClientSession, server=A, **kwargs) -> gp.JobRequest:
+    request = gp.JobRequest(gp.SubmitJob(function=b"f", payload=b"x", **kwargs))
+    session.submit(request, server)
+    return request
+
+
+def test_new_connection_sends_client_id_and_exceptions_option() -> None:
+    session = gp.ClientSession([A], exceptions=True, client_id=b"me")
+    session.connection_made(A)
+    assert session.data_to_send() == {
+        A: req(T.SET_CLIENT_ID, b"me") + req(T.OPTION_REQ, b"exceptions")
+    }
+    changed = feed(session, A, res(T.OPTION_RES, b"exceptions"))
+    assert changed == []
+
+
+def test_foreground_request_lives_from_pending_to_complete() -> None:
+    session = client_session()
+    request = submit(session)
+    assert request.state is gp.JobState.PENDING
+    assert request.attempts == 1
+    assert session.data_to_send() == {A: req(T.SUBMIT_JOB, b"f", b"", b"x")}
+    assert feed(session, A, res(T.JOB_CREATED, b"H:1")) == [request]
+    assert (request.state, request.handle, request.server) == (gp.JobState.CREATED, b"H:1", A)
+    assert not request.complete
+    feed(session, A, res(T.WORK_STATUS, b"H:1", b"1", b"2"))
+    assert (request.known, request.running, request.numerator, request.denominator) == (
+        True,
+        True,
+        b"1",
+        b"2",
+    )
+    feed(session, A, res(T.WORK_COMPLETE, b"H:1", b"done"))
+    assert request.state == "COMPLETE"
+    assert request.result == b"done"
+    assert request.complete
+    assert request.finished
+    assert session.tracked == 0
+
+
+def test_hooks_see_data_and_warnings() -> None:
+    seen: list[tuple[str, bytes]] = []
+
+    class Recording(gp.JobRequest):
+        def _on_data(self, payload: bytes) -> None:
+            seen.append(("data", payload))
+
+        def _on_warning(self, payload: bytes) -> None:
+            seen.append(("warning", payload))
+
+        def _on_exception(self, payload: bytes) -> None:
+            seen.append(("exception", payload))
+
+    session = client_session(exceptions=True)
+    request = Recording(gp.SubmitJob(function=b"f"))
+    session.submit(request, A)
+    feed(session, A, res(T.OPTION_RES, b"exceptions") + res(T.JOB_CREATED, b"H:1"))
+    feed(session, A, res(T.WORK_DATA, b"H:1", b"d\0x") + res(T.WORK_WARNING, b"H:1", b"w"))
+    feed(session, A, res(T.WORK_EXCEPTION, b"H:1", b"boom"))
+    assert seen == [("data", b"d\0x"), ("warning", b"w"), ("exception", b"boom")]
+    assert request.state is gp.JobState.FAILED
+    assert request.exception == b"boom"
+
+
+def test_background_request_is_finished_at_job_created() -> None:
+    session = client_session()
+    request = submit(session, background=True)
+    feed(session, A, res(T.JOB_CREATED, b"H:2"))
+    assert request.complete
+    assert request.finished
+    assert session.tracked == 0
+
+
+def test_work_fail_fails_every_request_coalesced_on_the_handle() -> None:
+    session = client_session()
+    first, second = submit(session, unique=b"u"), submit(session, unique=b"u")
+    feed(session, A, res(T.JOB_CREATED, b"H:3") + res(T.JOB_CREATED, b"H:3"))
+    assert feed(session, A, res(T.WORK_FAIL, b"H:3")) == [first, second]
+    assert first.state is second.state is gp.JobState.FAILED
+
+
+def test_server_error_fails_the_submission_it_answers() -> None:
+    session = client_session()
+    request = submit(session)
+    feed(session, A, res(T.ERROR, b"QUEUE_ERROR", b"Job queue is full"))
+    assert request.state is gp.JobState.FAILED
+    assert request.error == gp.ServerError(
+        code=b"QUEUE_ERROR", text=b"Job queue is full", request=request.submission
+    )
+    assert request.finished
+    assert request.complete  # python-gearman: a failed foreground job is complete
+
+
+def test_lost_before_job_created_is_retryable_then_exhausted() -> None:
+    session = client_session()
+    request = gp.JobRequest(gp.SubmitJob(function=b"f"), max_attempts=2)
+    session.submit(request, A)
+    changed = session.connection_lost(A, 5.0)
+    assert changed == [request]
+    assert request.state is gp.JobState.UNKNOWN
+    assert request.retryable
+    assert not session.pool.available(A, 5.0)
+    session.connection_made(B)
+    session.submit(request, B)
+    session.connection_lost(B, 5.0)
+    session.connection_made(B)
+    with pytest.raises(gp.AttemptsExceeded) as caught:
+        session.submit(request, B)
+    assert caught.value.attempts == 2
+
+
+def test_lost_after_job_created_is_never_resent() -> None:
+    session = client_session()
+    request = submit(session)
+    feed(session, A, res(T.JOB_CREATED, b"H:4"))
+    assert session.connection_lost(A, 0.0) == [request]
+    assert request.lost
+    assert request.finished
+    assert not request.retryable
+    session.connection_made(A)
+    with pytest.raises(gp.LocalProtocolError, match="cannot be submitted again"):
+        session.submit(request, A)
+
+
+def test_eof_is_a_connection_loss() -> None:
+    session = client_session()
+    request = submit(session)
+    assert feed(session, A, b"") == [request]
+    assert A not in session.connections
+
+
+def test_submit_needs_a_connection_and_a_fresh_request() -> None:
+    session = client_session()
+    request = gp.JobRequest(gp.SubmitJob(function=b"f"))
+    with pytest.raises(gp.LocalProtocolError, match="no connection"):
+        session.submit(request, B)
+    session.submit(request, A)
+    with pytest.raises(gp.LocalProtocolError, match="cannot be submitted again"):
+        session.submit(request, A)
+    with pytest.raises(gp.LocalProtocolError, match="already has a connection"):
+        session.connection_made(A)
+
+
+def test_job_request_checks_its_arguments() -> None:
+    with pytest.raises(gp.LocalProtocolError, match="not a submission"):
+        gp.JobRequest(gp.EchoRequest())  # type: ignore[arg-type]
+    with pytest.raises(gp.LocalProtocolError, match="max_attempts"):
+        gp.JobRequest(gp.SubmitJob(function=b"f"), max_attempts=0)
+    epoch = gp.JobRequest(gp.SubmitJobEpoch(function=b"f", epoch=5))
+    assert epoch.background
+    assert "state=UNKNOWN" in repr(epoch)
+
+
+def test_status_query_by_request_handle_and_unique() -> None:
+    session = client_session()
+    session.connection_made(B)
+    request = submit(session)
+    feed(session, A, res(T.JOB_CREATED, b"H:5"))
+    query = session.query_status(request)
+    assert not query.done
+    feed(session, A, res(T.STATUS_RES, b"H:5", b"1", b"1", b"3", b"4"))
+    assert query.done
+    assert (query.known, query.running, query.numerator, query.denominator) == (True, True, 3, 4)
+    assert (request.numerator, request.denominator) == (b"3", b"4")
+
+    by_handle = session.query_handle(B, b"H:9")
+    feed(session, B, res(T.STATUS_RES, b"H:9", b"0", b"0", b"0", b"0"))
+    assert by_handle.done
+    assert by_handle.answered
+    assert not by_handle.known
+
+    by_unique = session.query_unique(b"u")
+    assert by_unique.servers == [A, B]
+    feed(session, B, res(T.STATUS_RES_UNIQUE, b"u", b"1", b"0", b"0", b"0", b"2"))
+    feed(session, A, res(T.STATUS_RES_UNIQUE, b"u", b"0", b"0", b"0", b"0", b"0"))
+    assert by_unique.done
+    assert by_unique.known  # a later "unknown" does not hide the server that knows it
+    assert by_unique.client_count == 2
+    assert session.tracked == 1  # only the foreground request
+
+
+def test_status_query_counts_a_lost_server_as_answered() -> None:
+    session = client_session()
+    query = session.query_handle(A, b"H:1")
+    session.connection_lost(A, 0.0)
+    assert query.done
+    assert not query.answered
+    assert query.failed_servers == [A]
+
+
+def test_status_query_needs_a_handle_and_connection() -> None:
+    session = client_session()
+    request = gp.JobRequest(gp.SubmitJob(function=b"f"))
+    with pytest.raises(gp.LocalProtocolError, match="no handle"):
+        session.query_status(request)
+    with pytest.raises(gp.LocalProtocolError, match="no connection"):
+        session.query_handle(B, b"H:1")
+
+
+def test_forgotten_requests_ignore_later_packets() -> None:
+    session = client_session()
+    pending = submit(session)
+    session.forget(pending)
+    assert feed(session, A, res(T.JOB_CREATED, b"H:6")) == []
+    created = submit(session)
+    feed(session, A, res(T.JOB_CREATED, b"H:7"))
+    session.forget(created)
+    assert session.tracked == 0
+    # The connection still knows the handle, so the packet is legal; nobody listens.
+    assert feed(session, A, res(T.WORK_COMPLETE, b"H:7", b"x")) == []
+    assert created.state is gp.JobState.CREATED
+
+
+def test_unrelated_events_change_nothing() -> None:
+    session = client_session()
+    session.connections[A].queue(gp.EchoRequest(payload=b"p"))
+    assert feed(session, A, res(T.ECHO_RES, b"p")) == []
+    assert feed(session, A, res(T.ERROR, b"JOB_NOT_FOUND", b"x")) == []
+
+
+# ------------------------------------------------------------------ worker
+
+
+GRAB_ALL = req(T.GRAB_JOB_ALL)
+GRAB_UNIQ = req(T.GRAB_JOB_UNIQ)
+
+
+def worker_session(max_jobs: int = 1) -> gp.WorkerSession:
+    session = gp.WorkerSession([A, B], max_jobs=max_jobs)
+    session.register(b"f")
+    return session
+
+
+def test_new_connection_registers_everything_then_grabs() -> None:
+    session = gp.WorkerSession([A])
+    session.set_client_id(b"w1")
+    session.register(b"f", timeout=1500)
+    session.register(b"g")
+    session.connection_made(A)
+    assert session.data_to_send() == {
+        A: req(T.SET_CLIENT_ID, b"w1")
+        + req(T.CAN_DO_TIMEOUT, b"f", b"1500")
+        + req(T.CAN_DO, b"g")
+        + GRAB_UNIQ
+    }
+
+
+def test_changes_go_to_every_live_connection() -> None:
+    session = worker_session()
+    session.connection_made(A)
+    session.data_to_send()
+    session.register(b"h")
+    session.unregister(b"h")
+    session.unregister(b"never-registered")
+    session.set_client_id(b"x")
+    assert session.data_to_send() == {
+        A: req(T.CAN_DO, b"h") + req(T.CANT_DO, b"h") + req(T.SET_CLIENT_ID, b"x")
+    }
+    assert session.abilities == {b"f": None}
+
+
+def test_one_job_budget_spans_servers() -> None:
+    session = worker_session()
+    session.connection_made(A)
+    session.connection_made(B)
+    # Only one connection may grab at a time with max_jobs=1.
+    assert session.data_to_send() == {A: req(T.CAN_DO, b"f") + GRAB_UNIQ, B: req(T.CAN_DO, b"f")}
+    feed(session, A, res(T.NO_JOB))
+    # A sleeps, so B may grab now.
+    assert session.data_to_send() == {A: req(T.PRE_SLEEP), B: GRAB_UNIQ}
+    jobs = feed(session, B, res(T.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"u", b"data"))
+    assert jobs == [gp.JobAssigned(handle=b"H:1", function=b"f", payload=b"data", unique=b"u")]
+    assert session.held_jobs == 1
+    # A is woken while B holds the job: it must not grab yet.
+    feed(session, A, res(T.NOOP))
+    assert session.data_to_send() == {}
+    assert session.complete(B, b"H:1", b"result")
+    sent = session.data_to_send()
+    assert sent[B].startswith(req(T.WORK_COMPLETE, b"H:1", b"result"))
+    assert GRAB_UNIQ in (sent.get(A, b"") + sent[B][len(req(T.WORK_COMPLETE, b"H:1", b"result")) :])
+
+
+def test_larger_budget_lets_connections_grab_together() -> None:
+    session = worker_session(max_jobs=2)
+    session.connection_made(A)
+    session.connection_made(B)
+    sent = session.data_to_send()
+    assert sent[A].endswith(GRAB_UNIQ)
+    assert sent[B].endswith(GRAB_UNIQ)
+
+
+def test_replies_for_each_outcome() -> None:
+    session = worker_session()
+    session.connection_made(A)
+    session.data_to_send()
+    for number in range(1, 4):
+        handle = b"H:%d" % number
+        feed(session, A, res(T.JOB_ASSIGN_UNIQ, handle, b"f", b"", b"x"))
+        session.data(A, handle, b"d")
+        session.warning(A, handle, b"w")
+        session.status(A, handle, 1, 2)
+        assert session.data_to_send() == {
+            A: req(T.WORK_DATA, handle, b"d")
+            + req(T.WORK_WARNING, handle, b"w")
+            + req(T.WORK_STATUS, handle, b"1", b"2")
+        }
+        if number == 1:
+            session.fail(A, handle)
+            expected = req(T.WORK_FAIL, handle)
+        elif number == 2:
+            session.fail(A, handle, b"trace")
+            expected = req(T.WORK_EXCEPTION, handle, b"trace")
+        else:
+            session.complete(A, handle, b"r")
+            expected = req(T.WORK_COMPLETE, handle, b"r")
+        assert session.data_to_send() == {A: expected + GRAB_UNIQ}
+
+
+def test_connection_loss_returns_held_jobs_and_backs_off() -> None:
+    session = worker_session()
+    session.connection_made(A)
+    feed(session, A, res(T.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"", b"x"))
+    assert session.connection_lost(A, 100.0) == (b"H:1",)
+    assert session.connection_lost(A, 100.0) == ()
+    assert session.missing_servers(100.0) == [B]
+    assert not session.complete(A, b"H:1", b"late")  # nowhere to send it
+    session.connection_made(B)
+    assert feed(session, B, b"") == []
+    assert B not in session.connections
+
+
+def test_not_accepting_stops_grabbing_and_wake_grabs_again() -> None:
+    session = worker_session()
+    session.connection_made(A)
+    feed(session, A, res(T.NO_JOB))
+    session.data_to_send()
+    session.wake()
+    assert session.data_to_send() == {A: GRAB_UNIQ}
+    feed(session, A, res(T.NO_JOB))
+    session.data_to_send()
+    session.accepting = False
+    assert not session.accepting
+    feed(session, A, res(T.NOOP))
+    assert session.data_to_send() == {}
+    session.accepting = True
+    assert session.data_to_send() == {A: GRAB_UNIQ}
+
+
+def test_server_errors_are_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    session = worker_session()
+    session.connection_made(A)
+    assert feed(session, A, res(T.ERROR, b"JOB_NOT_FOUND", b"gone")) == []
+    assert "JOB_NOT_FOUND" in caplog.text
+    with pytest.raises(ValueError, match="max_jobs"):
+        gp.WorkerSession([A], max_jobs=0)
+    with pytest.raises(gp.LocalProtocolError, match="already"):
+        session.connection_made(A)
