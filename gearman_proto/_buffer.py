@@ -5,11 +5,14 @@ packets and complete admin lines off its front, and enforcing the size
 limits before anything is buffered for a body.  Does not own: what a packet
 means, or how its body splits into arguments (``_wire``).
 
-Cost model: ``feed`` appends to a ``bytearray`` (amortised O(1)); taking a
-packet advances a read offset (O(1)) and copies the body once; the consumed
-prefix is dropped in one ``del`` per batch (``compact``).  A line search
-resumes where the previous one stopped, so a line that trickles in byte by
-byte is scanned once in total, not once per byte.
+Cost model.  Unparsed bytes live in one immutable ``bytes`` object plus a
+list of chunks that arrived after it.  Feeding appends a chunk (O(1), no
+copy).  The chunks are joined only when the bytes needed for the next
+packet or line are all there, which the buffer knows from the 12-byte
+header (or, for lines, from a newline in the newest chunk), so a 16 MiB
+packet arriving in 64 KiB pieces is copied once when complete, never once
+per piece.  Taking a packet advances an offset and slices its body out
+(one copy); many packets are taken per call.
 """
 
 from __future__ import annotations
@@ -21,73 +24,124 @@ __all__ = ["ReceiveBuffer"]
 
 _HEADER_SIZE = HEADER.size
 _UNPACK_HEADER = HEADER.unpack_from
+_MAGICS = (REQ, RES)
 
 
 class ReceiveBuffer:
     """Bytes received from one peer and not yet parsed."""
 
-    __slots__ = ("_data", "_line_scan", "_pos")
+    __slots__ = ("_data", "_later", "_line_scan", "_need", "_pos", "_size")
 
     def __init__(self) -> None:
-        self._data = bytearray()
-        self._pos = 0  # start of the unparsed bytes in _data
-        self._line_scan = 0  # offset (from _pos) where the newline search resumes
+        self._data = b""  # the bytes being parsed, from offset _pos
+        self._pos = 0
+        self._later: list[bytes] = []  # chunks fed after _data, not joined yet
+        self._size = 0  # unparsed bytes in total
+        self._need = 1  # unparsed bytes needed before the next item can complete
+        self._line_scan = 0  # unparsed bytes already searched for a newline
 
     def __len__(self) -> int:
-        return len(self._data) - self._pos
+        return self._size
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append bytes received from the peer."""
-        if self._pos and self._pos == len(self._data):
-            # Everything parsed: start afresh instead of growing forever.
-            self._data.clear()
+        chunk = bytes(data)
+        if not chunk:
+            return
+        if self._size == 0:
+            self._data = chunk
             self._pos = 0
-        self._data += data
+        else:
+            self._later.append(chunk)
+        self._size += len(chunk)
 
     def compact(self) -> None:
-        """Drop the bytes already parsed (call once per batch, not per packet)."""
+        """Drop the bytes already parsed.
+
+        Parsing never copies the unparsed tail on its own, so a caller may
+        call this between batches to release a large parsed prefix early.
+        """
         if self._pos:
-            del self._data[: self._pos]
-            self._pos = 0
+            self._join()
+
+    def _join(self) -> None:
+        """Make every unparsed byte contiguous in ``_data`` from offset 0."""
+        parts = [self._data[self._pos :] if self._pos else self._data, *self._later]
+        self._data = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._pos = 0
+        self._later = []
 
     def first_byte(self) -> int | None:
         """The next unparsed byte, or None when the buffer is empty."""
-        if self._pos < len(self._data):
-            return self._data[self._pos]
-        return None
+        if self._size == 0:
+            return None
+        return self._data[self._pos]
 
     def take_packet(self, max_body: int) -> tuple[bytes, int, bytes] | None:
         """Cut one complete binary packet off the front.
 
         Returns ``(magic, type, body)``, or None while the packet is
-        incomplete.  The magic is checked and the announced size compared
-        with *max_body* as soon as the 12 header bytes are there.
+        incomplete.  Raises as :meth:`take_packets`.
+        """
+        packets = self.take_packets(max_body, 1)
+        return packets[0] if packets else None
+
+    def take_packets(self, max_body: int, limit: int = 0) -> list[tuple[bytes, int, bytes]]:
+        """Cut complete binary packets off the front: ``[(magic, type, body), ...]``.
+
+        Stops at an incomplete packet, at a byte that does not start a
+        binary packet (an admin line), after *limit* packets (0: no limit),
+        or before a bad header, which the next call then raises, so every
+        good packet before it is delivered first.
 
         Raises:
-            RemoteProtocolError: the magic is neither ``\\0REQ`` nor ``\\0RES``.
-            PacketTooLarge: the header announces a body above *max_body*.
+            RemoteProtocolError: the first packet's magic is neither
+                ``\\0REQ`` nor ``\\0RES``.
+            PacketTooLarge: the first packet announces a body above *max_body*.
         """
+        taken: list[tuple[bytes, int, bytes]] = []
+        if self._size < self._need:
+            return taken
+        if self._later:
+            self._join()
         data = self._data
-        start = self._pos
-        if len(data) - start < _HEADER_SIZE:
-            return None
-        magic, packet_type, size = _UNPACK_HEADER(data, start)
-        if magic not in (RES, REQ):
-            raise RemoteProtocolError(f"bad magic {magic!r} at the start of a packet")
-        if size > max_body:
-            raise PacketTooLarge(
-                f"packet type {packet_type} announces a {size}-byte body, "
-                f"above the {max_body}-byte limit",
-                size=size,
-                limit=max_body,
-            )
-        body_start = start + _HEADER_SIZE
-        end = body_start + size
-        if len(data) < end:
-            return None
-        self._pos = end
+        pos = self._pos
+        end_of_data = len(data)
+        append = taken.append
+        self._need = 1  # unless an incomplete packet says otherwise below
+        while end_of_data - pos >= _HEADER_SIZE and data[pos] == 0:
+            magic, packet_type, size = _UNPACK_HEADER(data, pos)
+            if magic not in _MAGICS:
+                if taken:
+                    break
+                raise RemoteProtocolError(f"bad magic {magic!r} at the start of a packet")
+            if size > max_body:
+                if taken:
+                    break
+                raise PacketTooLarge(
+                    f"packet type {packet_type} announces a {size}-byte body, "
+                    f"above the {max_body}-byte limit",
+                    size=size,
+                    limit=max_body,
+                )
+            body_start = pos + _HEADER_SIZE
+            end = body_start + size
+            if end > end_of_data:
+                self._need = end - pos
+                break
+            append((magic, packet_type, data[body_start:end]))
+            pos = end
+            if len(taken) == limit:
+                break
+        else:
+            self._need = _HEADER_SIZE if end_of_data - pos and data[pos] == 0 else 1
+        self._size -= pos - self._pos
+        self._pos = pos
         self._line_scan = 0
-        return magic, packet_type, bytes(data[body_start:end])
+        if pos == end_of_data:
+            self._data = b""
+            self._pos = 0
+        return taken
 
     def take_line(self, max_line: int) -> bytes | None:
         """Cut one LF-terminated line off the front, without its CR LF or LF.
@@ -98,19 +152,28 @@ class ReceiveBuffer:
             PacketTooLarge: more than *max_line* bytes are buffered without
                 a newline, or the line found is longer than that.
         """
+        if self._size == 0:
+            return None
+        if self._later:
+            # Join only once the newest chunk brings a newline (or the limit
+            # is passed): a long line trickling in is copied once, not per chunk.
+            if b"\n" not in self._later[-1] and self._size <= max_line:
+                self._line_scan = self._size - len(self._later[-1])
+                return None
+            self._join()
         data = self._data
         start = self._pos
         newline = data.find(b"\n", start + self._line_scan)
         if newline < 0:
-            waiting = len(data) - start
-            if waiting > max_line:
+            if self._size > max_line:
                 raise PacketTooLarge(
                     f"admin line longer than the {max_line}-byte limit "
-                    f"({waiting} bytes without a newline)",
-                    size=waiting,
+                    f"({self._size} bytes without a newline)",
+                    size=self._size,
                     limit=max_line,
                 )
-            self._line_scan = waiting
+            self._line_scan = self._size
+            self._need = self._size + 1
             return None
         if newline - start > max_line:
             raise PacketTooLarge(
@@ -119,6 +182,8 @@ class ReceiveBuffer:
                 limit=max_line,
             )
         self._pos = newline + 1
+        self._size -= newline + 1 - start
         self._line_scan = 0
+        self._need = 1
         end = newline - 1 if newline > start and data[newline - 1] == 0x0D else newline
-        return bytes(data[start:end])
+        return data[start:end]

@@ -57,6 +57,7 @@ from ._events import (
     WorkFail,
     WorkStatus,
     WorkWarning,
+    parsed_factory,
 )
 from ._wire import REQ, RES, PacketType, decimal_field, decode_body, encode_packet
 
@@ -93,6 +94,22 @@ _SUBMISSIONS = (SubmitJob, SubmitJobEpoch, SubmitReduceJob)
 _JOB_NOT_FOUND = b"JOB_NOT_FOUND"
 
 PacketHandler = Callable[[list[bytes]], None]
+
+# Events the decoder builds from values it just parsed (no re-validation).
+_job_created = parsed_factory(JobCreated, "handle", "request")
+_parsed_work_data = parsed_factory(WorkData, "handle", "payload")
+_parsed_work_warning = parsed_factory(WorkWarning, "handle", "payload")
+_parsed_work_status = parsed_factory(WorkStatus, "handle", "numerator", "denominator")
+_parsed_work_complete = parsed_factory(WorkComplete, "handle", "payload")
+_parsed_work_exception = parsed_factory(WorkException, "handle", "payload")
+_parsed_work_fail = parsed_factory(WorkFail, "handle")
+_parsed_job_assigned = parsed_factory(
+    JobAssigned, "handle", "function", "payload", "unique", "reducer"
+)
+_parsed_echo_reply = parsed_factory(EchoReply, "payload", "request")
+#: events without fields are immutable values: one instance serves every time.
+_NOOP = Noop()
+_NO_JOB = NoJob()
 
 
 class ConnectionState(enum.Enum):
@@ -260,10 +277,9 @@ class _Connection:
 
     def _parse_buffer(self) -> None:
         buffer = self._buffer
-        take = buffer.take_packet
         max_body = self.max_packet_size
         handlers = self._handlers
-        events = self._events
+        decode = decode_body
         while True:
             first = buffer.first_byte()
             if first is None:
@@ -274,26 +290,31 @@ class _Connection:
                 continue
             if not self._binary_allowed():
                 raise RemoteProtocolError("binary packet in the middle of an admin block reply")
-            packet = take(max_body)
-            if packet is None:
+            packets = buffer.take_packets(max_body)
+            if not packets:
                 return
-            magic, packet_type, body = packet
-            if magic != RES:
-                raise RemoteProtocolError(
-                    f"bad magic: the server sent {magic!r} (packet type {packet_type})"
-                )
-            handler = handlers.get(packet_type)
-            if handler is not None:
-                handler(decode_body(packet_type, body))
-            elif packet_type > LAST_KNOWN_TYPE:
-                events.append(UnknownPacket(packet_type=packet_type, body=body))
-            elif packet_type == 0:
-                raise RemoteProtocolError("unknown packet type 0")
-            else:
-                raise RemoteProtocolError(
-                    f"unexpected {PacketType(packet_type).name} from the server "
-                    f"on a {self._role} connection"
-                )
+            for magic, packet_type, body in packets:
+                if magic != RES:
+                    raise RemoteProtocolError(
+                        f"bad magic: the server sent {magic!r} (packet type {packet_type})"
+                    )
+                handler = handlers.get(packet_type)
+                if handler is None:
+                    self._on_other_packet(packet_type, body)
+                else:
+                    handler(decode(packet_type, body))
+
+    def _on_other_packet(self, packet_type: int, body: bytes) -> None:
+        """A packet without a handler: reported if unknown, fatal if unexpected."""
+        if packet_type > LAST_KNOWN_TYPE:
+            self._events.append(UnknownPacket(packet_type=packet_type, body=body))
+        elif packet_type == 0:
+            raise RemoteProtocolError("unknown packet type 0")
+        else:
+            raise RemoteProtocolError(
+                f"unexpected {PacketType(packet_type).name} from the server "
+                f"on a {self._role} connection"
+            )
 
     def _on_line(self) -> bool:
         """Handle one admin text line; return False while it is incomplete."""
@@ -345,7 +366,7 @@ class _Connection:
 
     def _on_echo_res(self, arguments: list[bytes]) -> None:
         request = self._answered(EchoRequest, "ECHO_RES")
-        self._events.append(EchoReply(payload=arguments[0], request=request))  # type: ignore[arg-type]
+        self._events.append(_parsed_echo_reply(arguments[0], request))
 
     def _on_option_res(self, arguments: list[bytes]) -> None:
         request = self._answered(SetOption, "OPTION_RES")
@@ -419,7 +440,7 @@ class ClientConnection(_Connection):
         if not getattr(request, "background", True):
             self._foreground[handle] = self._foreground.get(handle, 0) + 1
             self._finished.pop(handle, None)
-        self._events.append(JobCreated(handle=handle, request=request))  # type: ignore[arg-type]
+        self._events.append(_job_created(handle, request))
 
     def _on_status_res(self, arguments: list[bytes]) -> None:
         handle, known, running, numerator, denominator = arguments
@@ -464,6 +485,9 @@ class ClientConnection(_Connection):
         """Whether *handle* is ours; False (drop) for a recently finished job."""
         if handle in self._foreground:
             return True
+        return self._late(handle, packet)
+
+    def _late(self, handle: bytes, packet: str) -> bool:
         if handle in self._finished:
             logger.debug("dropping %s for finished job %r", packet, handle)
             return False
@@ -475,16 +499,15 @@ class ClientConnection(_Connection):
         def handle(arguments: list[bytes]) -> None:
             handle, payload = arguments
             if self._tracked(handle, packet):
-                self._events.append(kind(handle=handle, payload=payload))
+                self._events.append(make(handle, payload))
 
+        make = _parsed_work_data if kind is WorkData else _parsed_work_warning
         return handle
 
     def _on_work_status(self, arguments: list[bytes]) -> None:
         handle, numerator, denominator = arguments
         if self._tracked(handle, "WORK_STATUS"):
-            self._events.append(
-                WorkStatus(handle=handle, numerator=numerator, denominator=denominator)
-            )
+            self._events.append(_parsed_work_status(handle, numerator, denominator))
 
     def _finish(self, handle: bytes, packet: str) -> bool:
         if not self._tracked(handle, packet):
@@ -505,8 +528,9 @@ class ClientConnection(_Connection):
         def handle(arguments: list[bytes]) -> None:
             handle, payload = arguments
             if self._finish(handle, packet):
-                self._events.append(kind(handle=handle, payload=payload))
+                self._events.append(make(handle, payload))
 
+        make = _parsed_work_complete if kind is WorkComplete else _parsed_work_exception
         return handle
 
     def _on_work_fail(self, arguments: list[bytes]) -> None:
@@ -516,7 +540,7 @@ class ClientConnection(_Connection):
         if handle.endswith(b"\0"):
             handle = handle[:-1]
         if self._finish(handle, "WORK_FAIL"):
-            self._events.append(WorkFail(handle=handle))
+            self._events.append(_parsed_work_fail(handle))
 
 
 _CLIENT_REQUESTS = frozenset(
@@ -545,6 +569,10 @@ class WorkerState(enum.Enum):
     GRABBING = "grabbing"
     SLEEPING = "sleeping"
 
+
+_IDLE = WorkerState.IDLE
+_GRABBING = WorkerState.GRABBING
+_OPEN = ConnectionState.OPEN
 
 _GRAB_TYPES = {
     GrabMode.PLAIN: _T.GRAB_JOB,
@@ -603,8 +631,8 @@ class WorkerConnection(_Connection):
                 _T.NOOP: self._on_noop,
                 _T.NO_JOB: self._on_no_job,
                 _T.JOB_ASSIGN: self._on_job_assign,
-                _T.JOB_ASSIGN_UNIQ: self._on_job_assign,
-                _T.JOB_ASSIGN_ALL: self._on_job_assign,
+                _T.JOB_ASSIGN_UNIQ: self._on_job_assign_uniq,
+                _T.JOB_ASSIGN_ALL: self._on_job_assign_all,
             }
         )
 
@@ -680,15 +708,15 @@ class WorkerConnection(_Connection):
 
     def _grab_if_room(self) -> None:
         if (
-            self._worker_state is WorkerState.IDLE
+            self._worker_state is _IDLE
             and self._accepting
             and self._abilities
             and len(self._jobs) < self.max_jobs
-            and self._state is ConnectionState.OPEN
+            and self._state is _OPEN
             and not self._eof
         ):
-            self._queue(self._grab_packet)
-            self._worker_state = WorkerState.GRABBING
+            self._outbox.append(self._grab_packet)
+            self._worker_state = _GRABBING
 
     def _open_handles(self) -> tuple[bytes, ...]:
         return tuple(self._jobs)
@@ -698,32 +726,35 @@ class WorkerConnection(_Connection):
         if self._worker_state is WorkerState.SLEEPING:
             self._worker_state = WorkerState.IDLE
             self._grab_if_room()
-        self._events.append(Noop())
+        self._events.append(_NOOP)
 
     def _on_no_job(self, arguments: list[bytes]) -> None:
         if self._worker_state is not WorkerState.GRABBING:
             raise RemoteProtocolError("NO_JOB from the server, but no GRAB_JOB was sent")
         self._queue(self._pre_sleep_packet)
         self._worker_state = WorkerState.SLEEPING
-        self._events.append(NoJob())
+        self._events.append(_NO_JOB)
 
     def _on_job_assign(self, arguments: list[bytes]) -> None:
-        if self._worker_state is not WorkerState.GRABBING:
+        handle, function, payload = arguments
+        self._assigned(_parsed_job_assigned(handle, function, payload, None, None))
+
+    def _on_job_assign_uniq(self, arguments: list[bytes]) -> None:
+        handle, function, unique, payload = arguments
+        self._assigned(_parsed_job_assigned(handle, function, payload, unique, None))
+
+    def _on_job_assign_all(self, arguments: list[bytes]) -> None:
+        handle, function, unique, reducer, payload = arguments
+        self._assigned(_parsed_job_assigned(handle, function, payload, unique, reducer))
+
+    def _assigned(self, job: JobAssigned) -> None:
+        if self._worker_state is not _GRABBING:
             raise RemoteProtocolError("JOB_ASSIGN from the server, but no GRAB_JOB was sent")
-        unique = reducer = None
-        if len(arguments) == 3:
-            handle, function, payload = arguments
-        elif len(arguments) == 4:
-            handle, function, unique, payload = arguments
-        else:
-            handle, function, unique, reducer, payload = arguments
-        if handle in self._jobs:
-            raise RemoteProtocolError(f"job {handle!r} assigned twice to this connection")
-        job = JobAssigned(
-            handle=handle, function=function, payload=payload, unique=unique, reducer=reducer
-        )
-        self._jobs[handle] = job
-        self._worker_state = WorkerState.IDLE
+        jobs = self._jobs
+        if job.handle in jobs:
+            raise RemoteProtocolError(f"job {job.handle!r} assigned twice to this connection")
+        jobs[job.handle] = job
+        self._worker_state = _IDLE
         self._grab_if_room()
         self._events.append(job)
 
