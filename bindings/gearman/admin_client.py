@@ -130,7 +130,12 @@ class GearmanAdminClient(GearmanConnectionManager):
         return "OK"
 
     def get_jobs(self) -> tuple[dict[str, Any], ...]:
-        """Per job: ``{'handle', 'retries', 'ignored', 'background'}`` (``show jobs``)."""
+        """Per job: ``{'handle', 'retries', 'ignored', 'background'}`` (``show jobs``).
+
+        The same columns also appear under python-gearman master's names, as
+        ints: ``queued`` (= retries), ``canceled`` (= ignored) and
+        ``enabled`` (= background).
+        """
         reply = self._command(_C.SHOW_JOBS)
         assert isinstance(reply, proto.JobsReply)
         return tuple(
@@ -139,6 +144,9 @@ class GearmanAdminClient(GearmanConnectionManager):
                 "retries": j.retries,
                 "ignored": j.ignored,
                 "background": j.background,
+                "queued": j.retries,
+                "canceled": int(j.ignored),
+                "enabled": int(j.background),
             }
             for j in reply.jobs
         )

@@ -17,7 +17,15 @@ import gearman_proto as proto
 
 from . import errors
 from ._blocking import Link, Pump, deadline_after, earliest, open_socket
-from ._common import NoopEncoder, map_errors, name_bytes, parse_host_list, random_unique, text
+from ._common import (
+    DataEncoder,
+    NoopEncoder,
+    map_errors,
+    name_bytes,
+    parse_host_list,
+    random_unique,
+    text,
+)
 from .connection_manager import GearmanConnectionManager
 from .constants import PRIORITY_NONE
 from .job import GearmanJob, GearmanJobRequest
@@ -61,7 +69,7 @@ class GearmanClient(GearmanConnectionManager):
         keepalive: enable TCP keepalive on every connection.
     """
 
-    data_encoder = NoopEncoder
+    data_encoder: type[DataEncoder] = NoopEncoder
     job_class = GearmanJob
     job_request_class = GearmanJobRequest
 
@@ -233,6 +241,8 @@ class GearmanClient(GearmanConnectionManager):
     def _create_request_from_dictionary(
         self, job_info: dict[str, Any], background: bool = False, max_retries: int = 0
     ) -> GearmanJobRequest:
+        """A :class:`GearmanJobRequest` from a dict with ``task``, ``data`` and
+        optional ``unique`` (default: a random one) and ``priority``; not sent."""
         unique = job_info.get("unique") or random_unique(self.random_unique_bytes)
         job = self.job_class(None, None, job_info["task"], unique, job_info["data"])
         return self.job_request_class(

@@ -134,7 +134,11 @@ class GearmanWorker(GearmanConnectionManager):
         self.shutdown()
 
     def establish_worker_connections(self) -> list[Link]:
-        """Connect to every server that has no connection and is out of back-off."""
+        """Connect to every server that has no connection and is out of back-off.
+
+        A new connection is registered at once (client id and abilities sent).
+        """
+        connected = False
         for server in self._session.missing_servers(time.monotonic()):
             try:
                 sock = open_socket(server, timeout=self.connect_timeout, keepalive=self.keepalive)
@@ -143,6 +147,9 @@ class GearmanWorker(GearmanConnectionManager):
                 self._session.connect_failed(server, time.monotonic())
                 continue
             self._pump.add(Link(server, sock, self._session.connection_made(server)))
+            connected = True
+        if connected:
+            self._pump.flush(self._session.data_to_send())
         return list(self._pump.links.values())
 
     def after_poll(self, any_activity: bool) -> bool:

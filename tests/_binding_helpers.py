@@ -1,0 +1,167 @@
+"""Helpers for the tests of the blocking ``gearman`` binding against real peers.
+
+- `unique_name`: a fresh function name per test, so tests sharing the
+  session gearmand never see each other's jobs.
+- `wait_until`: poll a condition until it holds or a deadline passes (the
+  only kind of waiting these tests do; no bare sleeps).
+- `WorkerThread`: runs ``worker.work(poll_timeout=0.1)`` in a background
+  thread until `WorkerThread.stop` (a `threading.Event` makes
+  ``after_poll`` return False), and re-raises in the test whatever
+  escaped ``work()``.
+- `wait_for_workers`: wait until gearmand lists N workers for a function.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from gearman import GearmanAdminClient, GearmanJob, GearmanWorker
+
+__all__ = [
+    "WorkerThread",
+    "admin_status",
+    "reverse",
+    "serving",
+    "unique_name",
+    "wait_for_workers",
+    "wait_until",
+]
+
+T = TypeVar("T")
+
+#: default seconds a test waits for something that should happen at once.
+DEADLINE = 10.0
+
+
+def unique_name(prefix: str = "t") -> str:
+    """A function name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def wait_until(
+    condition: Callable[[], T],
+    timeout: float = DEADLINE,
+    interval: float = 0.01,
+    message: str = "condition",
+) -> T:
+    """Call *condition* until it returns something truthy; return that.
+
+    Raises AssertionError when *timeout* seconds pass first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{message} not reached within {timeout} s (last: {value!r})")
+        time.sleep(interval)
+
+
+def admin_status(address: str, task: str) -> dict[str, Any] | None:
+    """gearmand's ``status`` line for *task* on *address*, or None."""
+    with GearmanAdminClient([address], poll_timeout=5.0) as admin:
+        for line in admin.get_status():
+            if line["task"] == task:
+                return line
+    return None
+
+
+def wait_for_workers(address: str, task: str, count: int = 1, timeout: float = DEADLINE) -> None:
+    """Wait until gearmand on *address* counts *count* workers for *task*."""
+
+    def registered() -> bool:
+        line = admin_status(address, task)
+        return line is not None and line["workers"] == count
+
+    wait_until(registered, timeout, interval=0.02, message=f"{count} worker(s) for {task!r}")
+
+
+class WorkerThread:
+    """Run ``worker.work()`` in a daemon thread; stop it with an event.
+
+    The worker's own ``after_poll`` (a subclass override included) is kept
+    and combined with the stop event.  Use as a context manager: leaving
+    the block stops the worker, joins the thread and re-raises an
+    exception that escaped ``work()``.
+    """
+
+    def __init__(self, worker: GearmanWorker, poll_timeout: float | None = 0.1) -> None:
+        self.worker = worker
+        self.poll_timeout = poll_timeout
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+        self.returned = threading.Event()
+        own_after_poll = worker.after_poll
+
+        def after_poll(any_activity: bool) -> bool:
+            keep_going = own_after_poll(any_activity)
+            return bool(keep_going) and not self.stop_event.is_set()
+
+        worker.after_poll = after_poll  # type: ignore[method-assign]
+        self.thread = threading.Thread(target=self._run, name="gearman-worker", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.worker.work(poll_timeout=self.poll_timeout)
+        except BaseException as error:
+            self.error = error
+        finally:
+            self.returned.set()
+
+    def start(self) -> WorkerThread:
+        """Start the thread; returns self."""
+        self.thread.start()
+        return self
+
+    def join(self, timeout: float = DEADLINE) -> None:
+        """Wait for ``work()`` to return on its own; fail if it does not."""
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise AssertionError(f"worker did not leave work() within {timeout} s")
+        if self.error is not None:
+            raise self.error
+
+    def stop(self, timeout: float = DEADLINE) -> None:
+        """Make ``after_poll`` return False, then join (see `join`)."""
+        self.stop_event.set()
+        self.join(timeout)
+
+    def __enter__(self) -> WorkerThread:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.stop()
+        else:  # do not hide the test's own failure behind a worker error
+            self.stop_event.set()
+            self.thread.join(DEADLINE)
+
+
+def reverse(worker: GearmanWorker, job: GearmanJob) -> Any:
+    """A task: the job's data reversed."""
+    return job.data[::-1]
+
+
+def serving(
+    hosts: Any,
+    tasks: dict[str | bytes, Callable[[GearmanWorker, GearmanJob], Any]],
+    worker_class: type[GearmanWorker] = GearmanWorker,
+    poll_timeout: float | None = 0.1,
+    **kwargs: Any,
+) -> WorkerThread:
+    """A `WorkerThread` (not started yet: use ``with``) serving *tasks* on *hosts*."""
+    worker = worker_class(hosts, **kwargs)
+    for name, function in tasks.items():
+        worker.register_task(name, function)
+    return WorkerThread(worker, poll_timeout=poll_timeout)

@@ -1,0 +1,559 @@
+"""The blocking ``gearman.GearmanClient`` against a real gearmand and our worker.
+
+Covers every submission mode of python-gearman 2.0.2 (ANCHORS.md 2.5, the
+table of 2.10), priorities, the multi-request calls, status queries, the
+job and request objects (2.8) and ``data_encoder``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from _binding_helpers import (
+    WorkerThread,
+    admin_status,
+    reverse,
+    serving,
+    unique_name,
+    wait_until,
+)
+
+import gearman
+from devtools.gearmand import Gearmand
+from gearman import (
+    JOB_COMPLETE,
+    JOB_CREATED,
+    JOB_FAILED,
+    JOB_PENDING,
+    JOB_UNKNOWN,
+    PRIORITY_HIGH,
+    PRIORITY_LOW,
+    PRIORITY_NONE,
+    GearmanAdminClient,
+    GearmanClient,
+    GearmanJob,
+    GearmanJobRequest,
+    GearmanWorker,
+    errors,
+)
+
+
+@pytest.fixture
+def address(gearmand: Gearmand) -> str:
+    return gearmand.address
+
+
+def blocking_task(started: threading.Event, release: threading.Event) -> Any:
+    """A task that reports it started, then waits for *release*."""
+
+    def task(worker: GearmanWorker, job: GearmanJob) -> bytes:
+        started.set()
+        assert release.wait(10), "the test never released the job"
+        return b"released:" + job.data
+
+    return task
+
+
+# ------------------------------------------------------------- submit_job modes
+
+
+def test_foreground_job_completes_with_its_result(address: str) -> None:
+    task = unique_name("rev")
+    with serving([address], {task: reverse}):
+        client = GearmanClient([address])
+        request = client.submit_job(task, b"hello", poll_timeout=10)
+    assert isinstance(request, GearmanJobRequest)
+    assert (request.state, request.complete, request.timed_out) == (JOB_COMPLETE, True, False)
+    assert request.result == b"olleh"
+    assert request.state == gearman.JOB_COMPLETE == "COMPLETE"
+    assert request.job is request.gearman_job
+    assert request.job.handle.startswith("H:")
+    assert request.job.connection is not None
+    assert (request.connection_attempts, request.max_connection_attempts) == (1, 1)
+    assert request.exception is None
+    assert not request.lost
+
+
+@pytest.mark.parametrize("priority", [PRIORITY_NONE, PRIORITY_LOW, PRIORITY_HIGH])
+@pytest.mark.parametrize("background", [False, True])
+def test_every_priority_and_mode_is_accepted(
+    address: str, priority: str | None, background: bool
+) -> None:
+    task = unique_name("prio")
+    done = threading.Event()
+
+    def record(worker: GearmanWorker, job: GearmanJob) -> bytes:
+        done.set()
+        return job.data.upper()
+
+    with serving([address], {task: record}):
+        client = GearmanClient([address])
+        request = client.submit_job(
+            task, b"abc", priority=priority, background=background, poll_timeout=10
+        )
+        assert request.priority == priority
+        assert request.background is background
+        assert done.wait(10), "the worker never ran the job"
+    if background:
+        assert (request.state, request.complete, request.result) == (JOB_CREATED, True, None)
+    else:
+        assert (request.state, request.result) == (JOB_COMPLETE, b"ABC")
+    assert not request.timed_out
+
+
+def test_high_priority_job_overtakes_normal_ones_queued_before_it(address: str) -> None:
+    task = unique_name("order")
+    client = GearmanClient([address])
+    jobs = [
+        {"task": task, "data": b"normal-1"},
+        {"task": task, "data": b"normal-2"},
+        {"task": task, "data": b"low", "priority": PRIORITY_LOW},
+        {"task": task, "data": b"normal-3", "priority": PRIORITY_NONE},
+        {"task": task, "data": b"high", "priority": PRIORITY_HIGH},
+    ]
+    for job in jobs:  # one by one: gearmand queues them in this order
+        client.submit_multiple_jobs([job], background=True, poll_timeout=10)
+    with GearmanAdminClient([address]) as admin:
+        (line,) = [s for s in admin.get_priority_status() if s["task"] == task]
+    assert (line["high"], line["normal"], line["low"]) == (1, 3, 1)
+
+    order: list[bytes] = []
+
+    def record(worker: GearmanWorker, job: GearmanJob) -> bytes:
+        order.append(job.data)
+        return b""
+
+    with serving([address], {task: record}):
+        wait_until(lambda: len(order) == 5, message="all five jobs run")
+    assert order == [b"high", b"normal-1", b"normal-2", b"normal-3", b"low"]
+
+
+def test_background_job_is_complete_once_created(address: str) -> None:
+    task = unique_name("nobody")  # no worker: the job stays queued
+    client = GearmanClient([address])
+    for wait in (True, False):
+        request = client.submit_job(
+            task, b"x", background=True, wait_until_complete=wait, poll_timeout=10
+        )
+        assert (request.state, request.complete, request.timed_out) == (JOB_CREATED, True, False)
+        assert request.job.handle
+    assert admin_status(address, task) == {"task": task, "queued": 2, "running": 0, "workers": 0}
+
+
+def test_wait_until_complete_false_returns_at_creation(address: str) -> None:
+    task = unique_name("held")
+    started, release = threading.Event(), threading.Event()
+    with serving([address], {task: blocking_task(started, release)}):
+        client = GearmanClient([address])
+        request = client.submit_job(task, b"x", wait_until_complete=False, poll_timeout=10)
+        assert (request.state, request.complete, request.timed_out) == (JOB_CREATED, False, False)
+        assert started.wait(10)
+        assert client.wait_until_jobs_completed([request], poll_timeout=0.2) == [request]
+        assert (request.state, request.timed_out) == (JOB_CREATED, True)
+        release.set()
+        client.wait_until_jobs_completed([request], poll_timeout=10)
+    assert (request.state, request.complete, request.timed_out) == (JOB_COMPLETE, True, False)
+    assert request.result == b"released:x"
+
+
+def test_poll_timeout_is_one_budget_for_the_whole_call(address: str) -> None:
+    task = unique_name("nobody")
+    client = GearmanClient([address])
+    started = time.monotonic()
+    request = client.submit_job(task, b"x", poll_timeout=0.3)
+    elapsed = time.monotonic() - started
+    assert (request.state, request.complete, request.timed_out) == (JOB_CREATED, False, True)
+    assert 0.25 <= elapsed < 2.0
+
+    started = time.monotonic()
+    requests = client.submit_multiple_jobs(
+        [{"task": task, "data": str(n).encode()} for n in range(4)], poll_timeout=0.3
+    )
+    elapsed = time.monotonic() - started
+    assert all(r.state == JOB_CREATED and r.timed_out and not r.complete for r in requests)
+    assert elapsed < 1.0, "four jobs must share one budget, not take one each"
+
+
+def test_states_unknown_and_pending_before_creation(address: str) -> None:
+    task = unique_name("nobody")
+    client = GearmanClient([address])
+    request = client._create_request_from_dictionary({"task": task, "data": b"x"})
+    assert request.state == JOB_UNKNOWN
+    assert not request.complete
+    client.send_job_request(request)
+    assert request.state == JOB_PENDING  # sent, nothing read yet
+    assert request.connection_attempts == 1
+    client.wait_until_jobs_accepted([request], poll_timeout=10)
+    assert request.state == JOB_CREATED
+    assert not request.timed_out
+
+
+def test_failed_state_equals_job_failed(address: str) -> None:
+    task = unique_name("fail")
+
+    def fail(worker: GearmanWorker, job: GearmanJob) -> bytes:
+        raise RuntimeError("expected by the test")
+
+    with serving([address], {task: fail}):
+        request = GearmanClient([address]).submit_job(task, b"x", poll_timeout=10)
+    assert request.state == JOB_FAILED == "FAILED"
+    assert (request.complete, request.timed_out, request.result) == (True, False, None)
+
+
+# -------------------------------------------------------- several jobs at once
+
+
+def test_submit_multiple_jobs_returns_requests_in_order(address: str) -> None:
+    task = unique_name("multi")
+    with serving([address], {task: reverse}):
+        client = GearmanClient([address])
+        jobs = [
+            {"task": task, "data": b"one"},
+            {"task": task, "data": b"two", "unique": unique_name("u")},
+            {"task": task, "data": b"three", "priority": PRIORITY_HIGH},
+        ]
+        requests = client.submit_multiple_jobs(jobs, poll_timeout=10)
+    assert [r.result for r in requests] == [b"eno", b"owt", b"eerht"]
+    assert requests[1].job.unique == jobs[1]["unique"]
+    assert requests[2].priority == PRIORITY_HIGH
+    assert len({r.job.handle for r in requests}) == 3
+
+
+def test_submit_multiple_jobs_in_the_background(address: str) -> None:
+    task = unique_name("nobody")
+    client = GearmanClient([address])
+    requests = client.submit_multiple_jobs(
+        ({"task": task, "data": b"a"}, {"task": task, "data": b"b"}),
+        background=True,
+        wait_until_complete=False,
+        poll_timeout=10,
+    )
+    assert [(r.state, r.complete) for r in requests] == [(JOB_CREATED, True)] * 2
+
+
+def test_several_jobs_must_come_as_a_collection(address: str) -> None:
+    client = GearmanClient([address])
+    with pytest.raises(TypeError):
+        client.submit_multiple_jobs({"task": "x", "data": b"y"})  # type: ignore[arg-type]
+
+
+def test_submit_multiple_requests_with_prepared_requests(address: str) -> None:
+    task = unique_name("prepared")
+    requests = [
+        GearmanJobRequest(GearmanJob(None, None, task, unique_name("u"), b"abc")),
+        GearmanJobRequest(
+            GearmanJob(None, None, task, unique_name("u"), b"xyz"), initial_priority=PRIORITY_LOW
+        ),
+    ]
+    with serving([address], {task: reverse}):
+        client = GearmanClient([address])
+        returned = client.submit_multiple_requests(requests, poll_timeout=10)
+    assert returned == requests
+    assert [r.result for r in requests] == [b"cba", b"zyx"]
+
+
+def test_wait_until_jobs_accepted_then_completed(address: str) -> None:
+    task = unique_name("accept")
+    client = GearmanClient([address])
+    requests = [
+        client._create_request_from_dictionary({"task": task, "data": b"%d" % n}) for n in range(3)
+    ]
+    for request in requests:
+        client.send_job_request(request)
+    assert client.wait_until_jobs_accepted(requests, poll_timeout=10) == requests
+    assert all(r.state == JOB_CREATED and not r.timed_out for r in requests)
+    with serving([address], {task: reverse}):
+        client.wait_until_jobs_completed(requests, poll_timeout=10)
+    assert [r.result for r in requests] == [b"0", b"1", b"2"]
+
+
+def test_wait_until_any_job_completed(address: str) -> None:
+    slow_task, fast_task = unique_name("slow"), unique_name("fast")
+    started, release = threading.Event(), threading.Event()
+    with (
+        serving([address], {slow_task: blocking_task(started, release)}),
+        serving([address], {fast_task: reverse}),
+    ):
+        client = GearmanClient([address])
+        slow = client.submit_job(slow_task, b"s", wait_until_complete=False, poll_timeout=10)
+        assert started.wait(10)
+        fast = client.submit_job(fast_task, b"f", wait_until_complete=False, poll_timeout=10)
+        assert client.wait_until_any_job_completed([slow, fast], poll_timeout=10) == [fast]
+        assert fast.result == b"f"
+        assert slow.state == JOB_CREATED
+        release.set()
+        client.wait_until_jobs_completed([slow, fast], poll_timeout=10)
+    assert slow.result == b"released:s"
+    nobody = client.submit_job(unique_name("nobody"), b"x", wait_until_complete=False)
+    assert client.wait_until_any_job_completed([nobody], poll_timeout=0.1) == []
+
+
+# ---------------------------------------------------------------- job status
+
+
+def test_get_job_status_of_queued_running_and_finished_jobs(address: str) -> None:
+    task = unique_name("status")
+    client = GearmanClient([address])
+    queued = client.submit_job(task, b"q", background=True, poll_timeout=10)
+    assert client.get_job_status(queued, poll_timeout=10) is queued
+    assert not queued.timed_out
+    assert queued.status["known"] is True
+    assert queued.status["running"] is False
+    assert queued.status["handle"] == queued.job.handle
+    assert queued.server_status is queued.status  # deprecated alias
+
+    reported, release = threading.Event(), threading.Event()
+
+    def progress(worker: GearmanWorker, job: GearmanJob) -> bytes:
+        if job.data == b"run":
+            worker.send_job_status(job, 3, 7)
+            reported.set()
+            assert release.wait(10)
+        return b"done"
+
+    with serving([address], {task: progress}):
+        running = client.submit_job(task, b"run", wait_until_complete=False, poll_timeout=10)
+        assert reported.wait(10)
+
+        def server_sees_progress() -> bool:
+            status = client.get_job_status(running, poll_timeout=10).status
+            return bool(status["running"] and status["numerator"] == 3)
+
+        wait_until(server_sees_progress, message="status 3/7 on the server")
+        assert running.status["denominator"] == 7
+        assert running.status["known"] is True
+        assert isinstance(running.status["time_received"], float)
+        release.set()
+        client.wait_until_jobs_completed([running], poll_timeout=10)
+        statuses = client.get_job_statuses([queued, running], poll_timeout=10)
+    assert statuses == [queued, running]
+    assert running.state == JOB_COMPLETE
+    assert running.status["known"] is False
+    assert not running.timed_out
+    assert (3, 7) in running.status_updates
+    assert client.wait_until_job_statuses_received([running], poll_timeout=10) == [running]
+
+
+def test_get_job_status_before_creation_is_refused(address: str) -> None:
+    client = GearmanClient([address])
+    request = client._create_request_from_dictionary({"task": "never-sent", "data": b""})
+    with pytest.raises(errors.InvalidClientState):
+        client.get_job_status(request)
+
+
+def test_status_by_handle_and_by_unique_from_another_client(address: str) -> None:
+    task = unique_name("other")
+    submitter = GearmanClient([address])
+    background = submitter.submit_job(
+        task, b"bg", unique=unique_name("bg"), background=True, poll_timeout=10
+    )
+    foreground = submitter.submit_job(
+        task, b"fg", unique=unique_name("fg"), wait_until_complete=False, poll_timeout=10
+    )
+    observer = GearmanClient([address])
+    by_handle = observer.get_status_by_handle(background.job.handle, poll_timeout=10)
+    assert by_handle == {
+        "handle": background.job.handle,
+        "known": True,
+        "running": False,
+        "numerator": 0,
+        "denominator": 0,
+        "timed_out": False,
+    }
+    by_host = observer.get_status_by_handle(background.job.handle.encode(), host=address)
+    assert by_host["known"] is True
+    by_unique = observer.get_status_by_unique(background.job.unique, poll_timeout=10)
+    assert (by_unique["known"], by_unique["client_count"], by_unique["timed_out"]) == (
+        True,
+        0,
+        False,
+    )
+    assert by_unique["unique"] == background.job.unique
+    fg_status = observer.get_status_by_unique(foreground.job.unique, poll_timeout=10)
+    assert (fg_status["known"], fg_status["client_count"]) == (True, 1)
+
+    with serving([address], {task: reverse}):
+        submitter.wait_until_jobs_completed([foreground], poll_timeout=10)
+        wait_until(
+            lambda: not observer.get_status_by_handle(background.job.handle)["known"],
+            message="background job done",
+        )
+    assert foreground.result == b"gf"
+    after = observer.get_status_by_unique(foreground.job.unique, poll_timeout=10)
+    assert (after["known"], after["timed_out"]) == (False, False)
+    gone = observer.get_status_by_handle(foreground.job.handle, poll_timeout=10)
+    assert (gone["known"], gone["running"], gone["timed_out"]) == (False, False, False)
+    unknown = observer.get_status_by_handle("H:no-such-host:1", poll_timeout=10)
+    assert unknown["known"] is False
+
+
+# ------------------------------------------------------- job request objects
+
+
+def test_job_and_request_attributes(address: str) -> None:
+    task = unique_name("attrs")
+    unique = unique_name("u")
+    job = GearmanJob(None, None, task, unique, b"payload")
+    assert job.to_dict() == {"task": task, "job_handle": None, "unique": unique, "data": b"payload"}
+    request = GearmanJobRequest(job, initial_priority=PRIORITY_HIGH, max_attempts=3)
+    assert request.gearman_job is job
+    assert request.job is job
+    assert request.priority == PRIORITY_HIGH
+    assert request.background is False
+    assert (request.connection_attempts, request.max_connection_attempts) == (0, 3)
+    assert (request.state, request.result, request.exception, request.timed_out) == (
+        JOB_UNKNOWN,
+        None,
+        None,
+        False,
+    )
+    assert list(request.data_updates) == list(request.warning_updates) == []
+    assert list(request.status_updates) == []
+    assert request.status == {}
+    assert "GearmanJobRequest" in repr(request)
+    assert task in repr(job)
+
+    with serving([address], {task: reverse}):
+        client = GearmanClient([address])
+        client.submit_multiple_requests([request], poll_timeout=10)
+        assert request.result == b"daolyap"
+        assert job.handle is not None
+        assert job.to_dict()["job_handle"] == job.handle
+        request.reset()
+        assert (request.state, request.result, request.connection_attempts) == (
+            JOB_UNKNOWN,
+            None,
+            0,
+        )
+        client.submit_multiple_requests([request], poll_timeout=10)
+        assert request.result == b"daolyap"
+        request.initialize_request()
+        assert request.state == JOB_UNKNOWN
+        assert request.result is None
+
+
+def test_random_unique_is_used_when_none_is_given(address: str) -> None:
+    task = unique_name("nobody")
+    client = GearmanClient([address], random_unique_bytes=8)
+    first = client.submit_job(task, b"same", background=True, poll_timeout=10)
+    second = client.submit_job(task, b"same", background=True, poll_timeout=10)
+    assert len(first.job.unique) == 16
+    assert first.job.unique != second.job.unique
+    assert first.job.handle != second.job.handle  # distinct uniques never coalesce
+    with GearmanAdminClient([address]) as admin:
+        uniques = {u["unique"] for u in admin.get_unique_jobs()}
+    assert {first.job.unique, second.job.unique} <= uniques
+
+
+def test_same_unique_coalesces_onto_one_job(address: str) -> None:
+    task, unique = unique_name("nobody"), unique_name("u")
+    client = GearmanClient([address])
+    first = client.submit_job(task, b"a", unique=unique, background=True, poll_timeout=10)
+    second = client.submit_job(task, b"b", unique=unique.encode(), background=True)
+    assert first.job.handle == second.job.handle
+
+
+# ------------------------------------------------------------- data_encoder
+
+
+class JSONEncoder(gearman.DataEncoder):
+    @classmethod
+    def encode(cls, encodable_object: Any) -> bytes:
+        return json.dumps(encodable_object).encode()
+
+    @classmethod
+    def decode(cls, decodable_string: bytes) -> Any:
+        return json.loads(decodable_string)
+
+
+class JSONClient(GearmanClient):
+    data_encoder = JSONEncoder
+
+
+class JSONWorker(GearmanWorker):
+    data_encoder = JSONEncoder
+
+
+def test_default_encoder_takes_bytes_and_str_only(address: str) -> None:
+    assert GearmanClient.data_encoder is gearman.NoopEncoder
+    assert GearmanWorker.data_encoder is gearman.NoopEncoder
+    task = unique_name("str")
+    with serving([address], {task: lambda worker, job: job.data}):
+        client = GearmanClient([address])
+        assert client.submit_job(task, "héllo", poll_timeout=10).result == "héllo".encode()
+        assert client.submit_job(task, b"\xff\x00", poll_timeout=10).result == b"\xff\x00"
+        with pytest.raises(TypeError):
+            client.submit_job(task, 42, poll_timeout=10)
+
+
+def test_json_encoder_on_client_and_worker(address: str) -> None:
+    task, unique = unique_name("json"), unique_name("u")
+    seen: dict[str, Any] = {}
+
+    def add(worker: GearmanWorker, job: GearmanJob) -> Any:
+        seen.update(task=job.task, unique=job.unique, data=job.data)
+        worker.send_job_data(job, {"step": 1})
+        worker.send_job_warning(job, ["careful"])
+        worker.send_job_status(job, 1, 2)
+        return {"sum": job.data["a"] + job.data["b"]}
+
+    with serving([address], {task: add}, worker_class=JSONWorker):
+        client = JSONClient([address])
+        request = client.submit_job(task, {"a": 2, "b": 3}, unique=unique, poll_timeout=10)
+    assert request.result == {"sum": 5}
+    assert list(request.data_updates) == [{"step": 1}]
+    assert list(request.warning_updates) == [["careful"]]
+    assert list(request.status_updates) == [(1, 2)]  # numbers are never encoded
+    # names and uniques travel as given, not JSON-encoded
+    assert seen == {"task": task, "unique": unique, "data": {"a": 2, "b": 3}}
+    assert request.job.unique == unique
+
+
+# ---------------------------------------------------------- context manager
+
+
+def test_client_context_manager_closes_its_connections(address: str) -> None:
+    client_id = unique_name("cm")
+
+    def listed() -> bool:
+        with GearmanAdminClient([address]) as admin:
+            return any(w["client_id"] == client_id for w in admin.get_workers())
+
+    with GearmanClient([address], client_id=client_id) as client:
+        client.submit_job(unique_name("nobody"), b"x", background=True, poll_timeout=10)
+        assert listed(), "the client's connection should carry its client id"
+    wait_until(lambda: not listed(), message="client connection closed")
+
+
+def test_many_threads_do_not_share_state(address: str) -> None:
+    """Client objects are independent: four threads, one client each."""
+    task = unique_name("threads")
+    results: dict[int, bytes] = {}
+
+    def submit(n: int) -> None:
+        client = GearmanClient([address])
+        results[n] = client.submit_job(task, b"%d" % n, poll_timeout=10).result
+
+    with serving([address], {task: reverse}):
+        threads = [threading.Thread(target=submit, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(15)
+    assert results == {n: (b"%d" % n)[::-1] for n in range(4)}
+
+
+def test_worker_thread_helper_reraises_errors_from_work(address: str) -> None:
+    """The helper itself: an exception escaping work() reaches the test."""
+
+    class Broken(GearmanWorker):
+        def after_poll(self, any_activity: bool) -> bool:
+            raise ValueError("from after_poll")
+
+    runner = WorkerThread(Broken([address])).start()
+    with pytest.raises(ValueError, match="from after_poll"):
+        runner.join()
