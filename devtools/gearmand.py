@@ -90,7 +90,8 @@ def port_is_free(host: str, port: int) -> bool:
     The probe deliberately does not set SO_REUSEADDR, so it also refuses ports
     that still have TIME_WAIT leftovers: stricter than gearmand's own bind.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
         except OSError:
@@ -188,8 +189,9 @@ class Gearmand:
 
     @property
     def address(self) -> str:
-        """``"host:port"``, as python-gearman and the ``gearman`` tools take it."""
-        return f"{self.host}:{self.port}"
+        """``"host:port"`` (``"[v6]:port"`` for IPv6), as python-gearman takes it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     @property
     def pid(self) -> int:

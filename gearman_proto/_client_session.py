@@ -293,7 +293,8 @@ class ClientSession:
         it once the connection has closed).  Returns what changed.
         """
         connection = self.connections.pop(server, None)
-        self.pool.failed(server, now)
+        if connection is not None:
+            self.pool.lost(server, now)
         changed: list[Changed] = []
         if connection is None:
             return changed

@@ -70,7 +70,7 @@ def parse_server(spec: str | tuple[str, int] | ServerAddress) -> ServerAddress:
 class ServerPool:
     """Rotates over servers and keeps failed ones out for a while.
 
-    A failure puts a server in back-off for *backoff_initial* seconds,
+    A failure to connect puts a server in back-off for *backoff_initial* seconds,
     doubled at every further failure up to *backoff_max*, with +-20 %
     jitter (so a fleet of clients does not reconnect in lock step); a
     success clears it.
@@ -98,6 +98,7 @@ class ServerPool:
         self._next = 0
         self._failures: dict[ServerAddress, int] = {}
         self._retry_at: dict[ServerAddress, float] = {}
+        self._lost_at: dict[ServerAddress, float] = {}
 
     def candidates(self, now: float) -> list[ServerAddress]:
         """Servers to try for the next job, best first.
@@ -123,6 +124,21 @@ class ServerPool:
         delay *= 1 + self._rng.uniform(-0.2, 0.2)
         self._retry_at[server] = now + delay
         return now + delay
+
+    def lost(self, server: ServerAddress, now: float) -> float:
+        """Record that a working connection to *server* broke; return when to retry.
+
+        A first loss allows an immediate reconnect (a restarted server is
+        back at once); a second loss within *backoff_max* seconds counts as
+        a failure, so a server that accepts and drops connections does not
+        make its clients spin.
+        """
+        previous = self._lost_at.get(server)
+        self._lost_at[server] = now
+        if previous is not None and now - previous < self.backoff_max:
+            return self.failed(server, now)
+        self._retry_at.pop(server, None)
+        return now
 
     def succeeded(self, server: ServerAddress) -> None:
         """Record that *server* works: clear its back-off."""

@@ -146,7 +146,8 @@ class WorkerSession:
         can no longer be delivered from here.
         """
         connection = self.connections.pop(server, None)
-        self.pool.failed(server, now)
+        if connection is not None:
+            self.pool.lost(server, now)
         self._rebalance()
         if connection is None:
             return ()

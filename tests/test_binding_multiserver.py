@@ -260,8 +260,9 @@ def ipv6_loopback_available() -> bool:
 
 @pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback (::1) on this machine")
 def test_ipv6_loopback(gearmand_factory: Any) -> None:
-    server: Gearmand = gearmand_factory(host="::1", port=pick_free_port())
+    server: Gearmand = gearmand_factory(host="::1")
     bracketed = f"[::1]:{server.port}"
+    assert server.address == bracketed
     task = unique_name("v6")
     with serving([bracketed], {task: reverse}):
         wait_for_workers(bracketed, task)

@@ -83,6 +83,16 @@ def test_pool_rotates_and_skips_servers_in_backoff() -> None:
     assert pool.available(A, 20.0)
 
 
+def test_pool_lets_a_lost_server_reconnect_once_then_backs_off() -> None:
+    pool = gp.ServerPool([A], backoff_initial=1.0, backoff_max=8.0, rng=random.Random(3))
+    assert pool.lost(A, 0.0) == 0.0
+    assert pool.available(A, 0.0)
+    again = pool.lost(A, 2.0)
+    assert again > 2.0
+    assert not pool.available(A, 2.0)
+    assert pool.lost(A, 20.0) == 20.0  # long after the last loss: immediate again
+
+
 def test_pool_backoff_is_capped() -> None:
     pool = gp.ServerPool([A], backoff_initial=1.0, backoff_max=4.0, rng=random.Random(2))
     for _ in range(10):
@@ -205,7 +215,7 @@ def test_lost_before_job_created_is_retryable_then_exhausted() -> None:
     assert changed == [request]
     assert request.state is gp.JobState.UNKNOWN
     assert request.retryable
-    assert not session.pool.available(A, 5.0)
+    assert session.pool.available(A, 5.0)  # a first loss may reconnect at once
     session.connection_made(B)
     session.submit(request, B)
     session.connection_lost(B, 5.0)
@@ -428,7 +438,10 @@ def test_connection_loss_returns_held_jobs_and_backs_off() -> None:
     feed(session, A, res(T.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"", b"x"))
     assert session.connection_lost(A, 100.0) == (b"H:1",)
     assert session.connection_lost(A, 100.0) == ()
-    assert session.missing_servers(100.0) == [B]
+    assert session.missing_servers(100.0) == [A, B]  # first loss: reconnect at once
+    session.connection_made(A)
+    session.connection_lost(A, 101.0)
+    assert session.missing_servers(101.0) == [B]  # lost again soon after: back-off
     assert not session.complete(A, b"H:1", b"late")  # nowhere to send it
     session.connection_made(B)
     assert feed(session, B, b"") == []

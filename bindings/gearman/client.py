@@ -172,6 +172,9 @@ class GearmanClient(GearmanConnectionManager):
         leave in one write."""
         requests = _check_many(job_requests)
         deadline = deadline_after(poll_timeout)
+        # Notice connections the server closed while we were idle (a
+        # restart), so the jobs go to a fresh connection instead.
+        self._pump.run_once(0)
         for request in requests:
             request.timed_out = False
             self.send_job_request(request, flush=False)
