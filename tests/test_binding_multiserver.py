@@ -230,6 +230,22 @@ def test_worker_reconnects_and_reregisters_after_a_restart(gearmand_factory: Any
     assert request.result == b"dc"
 
 
+def test_one_client_object_keeps_working_across_a_server_restart(gearmand_factory: Any) -> None:
+    server: Gearmand = gearmand_factory()
+    task = unique_name("restart")
+    with serving([server.address], {task: reverse}):
+        wait_for_workers(server.address, task)
+        client = GearmanClient([server.address])
+        assert client.submit_job(task, b"abc", poll_timeout=10).result == b"cba"
+        server.restart()
+        wait_for_workers(server.address, task)
+        # max_retries=0: the closed connection is noticed before submitting,
+        # so the job goes out once, on a fresh connection.
+        request = client.submit_job(task, b"xyz", poll_timeout=10)
+    assert request.result == b"zyx"
+    assert request.connection_attempts == 1
+
+
 def test_worker_survives_a_killed_server_mid_run(gearmand_factory: Any) -> None:
     first, second = gearmand_factory(), gearmand_factory()
     task = unique_name("mid")
