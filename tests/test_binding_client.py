@@ -40,6 +40,7 @@ from gearman import (
     GearmanWorker,
     errors,
 )
+from gearman._blocking import Pump
 
 
 @pytest.fixture
@@ -557,3 +558,25 @@ def test_worker_thread_helper_reraises_errors_from_work(address: str) -> None:
     runner = WorkerThread(Broken([address])).start()
     with pytest.raises(ValueError, match="from after_poll"):
         runner.join()
+
+
+def test_a_batch_of_submissions_leaves_in_one_write_per_server(
+    gearmand_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    servers = [gearmand_factory(), gearmand_factory()]
+    client = GearmanClient([s.address for s in servers])
+    writes: list[tuple[str, int]] = []
+    real_send = Pump.send
+
+    def counting_send(self: Pump, link: Any, data: bytes) -> bool:
+        writes.append((str(link.server), len(data)))
+        return real_send(self, link, data)
+
+    monkeypatch.setattr(Pump, "send", counting_send)
+    jobs = [{"task": unique_name("batch"), "data": b"%d" % i} for i in range(40)]
+    requests = client.submit_multiple_jobs(jobs, background=True, poll_timeout=10)
+    assert all(r.state == JOB_CREATED for r in requests)
+    assert sorted(server for server, _ in writes) == sorted(s.address for s in servers)
+    assert sum(size for _, size in writes) == sum(
+        len(r.submission.function) for r in requests
+    ) + sum(12 + len(r.submission.unique) + 2 + len(r.submission.payload) for r in requests)
