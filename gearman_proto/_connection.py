@@ -652,6 +652,11 @@ class WorkerConnection(_Connection):
         return tuple(self._jobs.values())
 
     @property
+    def held_jobs(self) -> int:
+        """How many jobs this connection holds (``len(jobs)``, without the copy)."""
+        return len(self._jobs)
+
+    @property
     def accepting(self) -> bool:
         """Whether the connection grabs new jobs when it has room."""
         return self._accepting

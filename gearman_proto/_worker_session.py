@@ -180,7 +180,7 @@ class WorkerSession:
     @property
     def held_jobs(self) -> int:
         """Jobs held over all connections."""
-        return sum(len(connection.jobs) for connection in self.connections.values())
+        return sum(connection.held_jobs for connection in self.connections.values())
 
     # --------------------------------------------------------------- events
 
@@ -244,9 +244,12 @@ class WorkerSession:
     def _rebalance(self) -> None:
         """Let connections grab while the worker has room, in turn."""
         connections = list(self.connections.values())
-        if not connections:
+        if len(connections) <= 1:
+            # One connection enforces the budget itself (its max_jobs).
+            for connection in connections:
+                connection.accepting = self._accepting
             return
-        busy = sum(len(c.jobs) + (c.worker_state is WorkerState.GRABBING) for c in connections)
+        busy = sum(c.held_jobs + _grabbing(c) for c in connections)
         start = self._rotation % len(connections)
         self._rotation += 1
         for connection in connections[start:] + connections[:start]:
