@@ -24,7 +24,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from ._connection import DEFAULT_MAX_PACKET_SIZE, ClientConnection
+from ._connection import DEFAULT_MAX_PACKET_SIZE, ClientConnection, drain
 from ._errors import AttemptsExceeded, LocalProtocolError
 from ._events import (
     ConnectionClosed,
@@ -320,12 +320,7 @@ class ClientSession:
 
     def data_to_send(self) -> dict[ServerAddress, bytes]:
         """Bytes queued per server, one string each (one write per server)."""
-        out = {}
-        for server, connection in self.connections.items():
-            data = connection.data_to_send()
-            if data:
-                out[server] = data
-        return out
+        return drain(self.connections)
 
     # ------------------------------------------------------------ requests
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import enum
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
 
 from ._admin import BLOCK_COMMANDS, BLOCK_END, parse_block_reply, parse_error_line, parse_line_reply
 from ._buffer import ReceiveBuffer
@@ -833,3 +834,16 @@ class AdminConnection(_Connection):
 
     def _truncated(self) -> bool:
         return self._block is not None or len(self._buffer) > 0
+
+
+K = TypeVar("K")
+
+
+def drain(connections: Mapping[K, _Connection]) -> dict[K, bytes]:
+    """:meth:`~_Connection.data_to_send` of each connection, keeping the non-empty ones."""
+    out = {}
+    for key, connection in connections.items():
+        data = connection.data_to_send()
+        if data:
+            out[key] = data
+    return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ._connection import DEFAULT_MAX_PACKET_SIZE, WorkerConnection, WorkerState
+from ._connection import DEFAULT_MAX_PACKET_SIZE, WorkerConnection, WorkerState, drain
 from ._errors import LocalProtocolError
 from ._events import (
     CanDo,
@@ -170,12 +170,7 @@ class WorkerSession:
 
     def data_to_send(self) -> dict[ServerAddress, bytes]:
         """Bytes queued per server, one string each."""
-        out = {}
-        for server, connection in self.connections.items():
-            data = connection.data_to_send()
-            if data:
-                out[server] = data
-        return out
+        return drain(self.connections)
 
     @property
     def held_jobs(self) -> int:
