@@ -143,6 +143,20 @@ class ReceiveBuffer:
             self._pos = 0
         return taken
 
+    def _newline_in_unsearched(self) -> bool:
+        """Whether the bytes past ``_line_scan`` hold a newline (no joining)."""
+        scanned = self._line_scan
+        head = len(self._data) - self._pos
+        if scanned < head and self._data.find(b"\n", self._pos + scanned) >= 0:
+            return True
+        offset = head
+        for chunk in self._later:
+            end = offset + len(chunk)
+            if end > scanned and chunk.find(b"\n", max(0, scanned - offset)) >= 0:
+                return True
+            offset = end
+        return False
+
     def take_line(self, max_line: int) -> bytes | None:
         """Cut one LF-terminated line off the front, without its CR LF or LF.
 
@@ -155,10 +169,10 @@ class ReceiveBuffer:
         if self._size == 0:
             return None
         if self._later:
-            # Join only once the newest chunk brings a newline (or the limit
-            # is passed): a long line trickling in is copied once, not per chunk.
-            if b"\n" not in self._later[-1] and self._size <= max_line:
-                self._line_scan = self._size - len(self._later[-1])
+            # Join only once a newline has arrived (or the limit is passed):
+            # a long line trickling in is searched and copied once, not per chunk.
+            if not self._newline_in_unsearched() and self._size <= max_line:
+                self._line_scan = self._size
                 return None
             self._join()
         data = self._data
