@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["DEFAULT_PORT", "ServerAddress", "ServerPool", "parse_server"]
 
 DEFAULT_PORT = 4730
 
 
-@dataclass(frozen=True, slots=True)
-class ServerAddress:
-    """Where a gearmand listens. Fields: host (name or IP literal, no brackets); port."""
+class ServerAddress(NamedTuple):
+    """Where a gearmand listens. Fields: host (name or IP literal, no brackets); port.
+
+    A named tuple: it keys every per-server table, and hashes in C.
+    """
 
     host: str
     port: int = DEFAULT_PORT

@@ -7,9 +7,7 @@ core errors to python-gearman error classes.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import gearman_proto as proto
@@ -22,7 +20,7 @@ __all__ = [
     "NoopEncoder",
     "from_priority",
     "job_status",
-    "map_errors",
+    "map_error",
     "name_bytes",
     "parse_host_list",
     "random_unique",
@@ -161,14 +159,10 @@ def job_status(numerator: bytes | None) -> int:
     return sign * int(digits[:end]) if end else 0
 
 
-@contextlib.contextmanager
-def map_errors() -> Iterator[None]:
-    """Re-raise core protocol errors as python-gearman error classes."""
-    try:
-        yield
-    except proto.AttemptsExceeded as error:
-        raise errors.ExceededConnectionAttempts(str(error)) from error
-    except proto.RemoteProtocolError as error:
-        raise errors.ProtocolError(str(error)) from error
-    except proto.LocalProtocolError as error:
-        raise errors.InvalidClientState(str(error)) from error
+def map_error(error: proto.ProtocolError) -> errors.GearmanError:
+    """The python-gearman error class for a core protocol error (raise it ``from`` it)."""
+    if isinstance(error, proto.AttemptsExceeded):
+        return errors.ExceededConnectionAttempts(str(error))
+    if isinstance(error, proto.RemoteProtocolError):
+        return errors.ProtocolError(str(error))
+    return errors.InvalidClientState(str(error))

@@ -20,7 +20,7 @@ from ._blocking import Link, Pump, deadline_after, earliest, open_socket
 from ._common import (
     DataEncoder,
     NoopEncoder,
-    map_errors,
+    map_error,
     name_bytes,
     parse_host_list,
     random_unique,
@@ -233,8 +233,10 @@ class GearmanClient(GearmanConnectionManager):
         for server in self._session.candidates(time.monotonic()):
             if self._connection_to(server) is None:
                 continue
-            with map_errors():
+            try:
                 self._session.submit(current_request, server)
+            except proto.ProtocolError as error:
+                raise map_error(error) from error
             current_request.gearman_job.connection = server
             if flush:
                 self._pump.flush()

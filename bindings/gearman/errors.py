@@ -1,7 +1,7 @@
 """python-gearman's error classes, plus the few this binding adds.
 
 Every class derives from :class:`GearmanError`.  Core errors are mapped to
-these in one place, :func:`gearman._common.map_errors`.
+these in one place, :func:`gearman._common.map_error`.
 """
 
 from __future__ import annotations

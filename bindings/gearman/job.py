@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 
+#: what a request holds until the client builds its submission.
+_UNSENT = proto.SubmitJob(function=b"")
+
+
 class GearmanJob:
     """One job.
 
@@ -131,7 +135,9 @@ class GearmanJobRequest(proto.JobRequest):
         if reducer is not None and self._priority is not proto.Priority.NORMAL:
             raise ValueError("a reduce job has normal priority")
         self._reset_updates()
-        super().__init__(self._submission(b""), max_attempts=max_attempts)
+        # The real submission is built when the client sends the request, with
+        # the client's encoder (python-gearman encodes at send time too).
+        super().__init__(_UNSENT, max_attempts=max_attempts)
 
     def _submission(
         self, payload: bytes
@@ -191,6 +197,11 @@ class GearmanJobRequest(proto.JobRequest):
         self._reset_updates()
 
     # python-gearman's attribute names over the core's
+    @property
+    def background(self) -> bool:
+        """Whether it is (to be) submitted as a background job."""
+        return self._background
+
     @property
     def job(self) -> GearmanJob:
         """The :class:`GearmanJob` (alias of ``gearman_job``)."""
