@@ -1,7 +1,7 @@
 """Blocking-socket plumbing shared by the blocking client, worker and admin client.
 
 Owns: opening a TCP connection (IPv4 or IPv6, connect timeout, TCP_NODELAY,
-keepalive), and :class:`Pump`, the one selector loop that writes what the
+keepalive), and :class:`Pump`, the one poll loop that writes what the
 core queued, reads what arrived and hands each event to a callback.  Makes
 no protocol decision: those live in ``gearman_proto``.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import selectors
+import select
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -76,7 +76,7 @@ EventHandler = Callable[[Link, proto.Event], None]
 
 
 class Pump:
-    """One selector over every link of a client, worker or admin client.
+    """One poll(2) loop over every link of a client, worker or admin client.
 
     ``flush`` writes what the core queued (one ``sendall`` per link);
     ``run_once`` waits up to a timeout, reads every readable link, and
@@ -85,7 +85,9 @@ class Pump:
     """
 
     def __init__(self, on_event: EventHandler) -> None:
-        self._selector = selectors.DefaultSelector()
+        # poll(2): no descriptor limit (select's 1024), cheap for a few sockets.
+        self._poll = select.poll()
+        self._by_fd: dict[int, Link] = {}
         self._links: dict[proto.ServerAddress, Link] = {}
         self._on_event = on_event
 
@@ -97,13 +99,17 @@ class Pump:
     def add(self, link: Link) -> None:
         """Watch *link*."""
         self._links[link.server] = link
-        self._selector.register(link.sock, selectors.EVENT_READ, link)
+        fd = link.sock.fileno()
+        self._by_fd[fd] = link
+        self._poll.register(fd, select.POLLIN)
 
     def remove(self, link: Link) -> None:
         """Stop watching *link* and close its socket."""
         if self._links.get(link.server) is link:
             del self._links[link.server]
-            self._selector.unregister(link.sock)
+            fd = link.sock.fileno()
+            del self._by_fd[fd]
+            self._poll.unregister(fd)
         link.close()
 
     def close(self) -> None:
@@ -141,9 +147,11 @@ class Pump:
             if timeout:
                 time.sleep(timeout)  # nothing to watch: the caller's wait still passes
             return False
-        ready = self._selector.select(timeout)
-        for key, _ in ready:
-            self._read(key.data)
+        ready = self._poll.poll(None if timeout is None else max(0.0, timeout) * 1000.0)
+        for fd, _ in ready:
+            link = self._by_fd.get(fd)
+            if link is not None:  # an earlier event of this batch may have closed it
+                self._read(link)
         return bool(ready)
 
     def _read(self, link: Link) -> None:

@@ -97,6 +97,7 @@ class GearmanClient(GearmanConnectionManager):
             client_id=None if client_id is None else name_bytes(client_id, "client_id"),
         )
         self._pump = Pump(self._on_event)
+        self._losses = 0  # connections lost so far: a wait then looks for requests to resend
 
     # --------------------------------------------------------- submission
 
@@ -354,11 +355,14 @@ class GearmanClient(GearmanConnectionManager):
         return link
 
     def _on_event(self, link: Link, event: proto.Event) -> None:
+        if type(event) is proto.ConnectionClosed:
+            self._losses += 1
         for changed in self._session.receive(link.server, event, time.monotonic()):
             if isinstance(changed, GearmanJobRequest) and changed.handle is not None:
                 changed.gearman_job.handle = text(changed.handle)
 
     def _resubmit(self, requests: Iterable[GearmanJobRequest]) -> None:
+        """Send again the requests a lost connection took before JOB_CREATED."""
         for request in requests:
             if request.retryable:
                 if request.attempts >= request.max_attempts:
@@ -367,6 +371,7 @@ class GearmanClient(GearmanConnectionManager):
                         "before the server accepted it"
                     )
                 self.send_job_request(request, flush=False)
+        self._pump.flush()
 
     def _wait(
         self,
@@ -374,9 +379,12 @@ class GearmanClient(GearmanConnectionManager):
         deadline: float | None,
         done: Callable[[], bool],
     ) -> bool:
+        """Read until *done*; everything queued was written before the call."""
+        losses = -1  # look for lost requests once at the start
         while True:
-            self._resubmit(requests)
-            self._pump.flush()
+            if losses != self._losses:
+                losses = self._losses
+                self._resubmit(requests)
             if done():
                 return True
             timeout = None if deadline is None else deadline - time.monotonic()
