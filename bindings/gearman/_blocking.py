@@ -23,8 +23,10 @@ __all__ = ["Link", "Pump", "open_socket"]
 
 logger = logging.getLogger("gearman.io")
 
-#: bytes asked of the kernel per recv(): large, so a burst of small packets
-#: or a big payload arrives in few calls (python-gearman read 4 KiB).
+#: bytes asked of the kernel per read: large, so a burst of small packets or
+#: a big payload arrives in few calls (python-gearman read 4 KiB).  Reads go
+#: into one reusable buffer: ``recv(256 KiB)`` would allocate (mmap) and free
+#: a 256 KiB object per read, which costs more than a small job itself.
 READ_SIZE = 256 * 1024
 
 
@@ -88,6 +90,8 @@ class Pump:
         # poll(2): no descriptor limit (select's 1024), cheap for a few sockets.
         self._poll = select.poll()
         self._by_fd: dict[int, Link] = {}
+        self._read_buffer = bytearray(READ_SIZE)
+        self._read_view = memoryview(self._read_buffer)
         self._links: dict[proto.ServerAddress, Link] = {}
         self._on_event = on_event
 
@@ -156,7 +160,8 @@ class Pump:
 
     def _read(self, link: Link) -> None:
         try:
-            data = link.sock.recv(READ_SIZE)
+            size = link.sock.recv_into(self._read_buffer)
+            data = self._read_view[:size].tobytes()
         except OSError as error:
             logger.warning("%s: read failed: %s", link.server, error)
             data = b""

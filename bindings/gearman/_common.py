@@ -8,6 +8,7 @@ core errors to python-gearman error classes.
 from __future__ import annotations
 
 import os
+import random
 from typing import Any
 
 import gearman_proto as proto
@@ -91,9 +92,14 @@ def text(value: bytes) -> str:
     return value.decode("utf-8", "surrogateescape")
 
 
+#: random source for unique ids, seeded from the OS once: a system call per
+#: job (os.urandom) cost more than the rest of a small submission.
+_unique_source = random.Random(os.urandom(32))
+
+
 def random_unique(size: int) -> str:
     """A fresh unique id: *size* random bytes as hex (python-gearman's rule)."""
-    return os.urandom(size).hex()
+    return _unique_source.getrandbits(size * 8).to_bytes(size, "big").hex()
 
 
 _TO_PRIORITY = {

@@ -120,7 +120,8 @@ class GearmanWorker(GearmanConnectionManager):
         next_wake = self._next_wake()
         while self._continue:
             now = time.monotonic()
-            self.establish_worker_connections()
+            if len(self._pump.links) < len(self.servers):
+                self.establish_worker_connections()
             if next_wake is not None and now >= next_wake:
                 self._session.wake()
                 next_wake = self._next_wake()

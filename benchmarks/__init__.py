@@ -1,0 +1,1 @@
+"""Benchmarks of gearman-proto: ``benchmarks/run`` (the end-to-end harness) and parser.py."""

@@ -1,0 +1,135 @@
+"""The end-to-end benchmark (benchmarks/run) still runs: a tiny workload, no timings asserted.
+
+Our binding always takes part; libgearman's C contender too when a compiler
+and libgearman's headers are installed (scripts/setup installs both). The
+peers (gear, pygearman) are left out: they need their own virtual
+environment, which needs a package index.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = {"fg", "pipe", "bg", "drain", "large-64KiB"}
+
+
+def c_contender_can_build() -> bool:
+    return shutil.which("cc") is not None and Path("/usr/include/libgearman-1.0/gearman.h").exists()
+
+
+def test_benchmark_runs_every_scenario_and_writes_valid_results(
+    gearmand_path: str, tmp_path: Path
+) -> None:
+    contenders = ["ours", "libgearman"] if c_contender_can_build() else ["ours"]
+    output = tmp_path / "results"
+    tiny = "--n 20 --large-n 2 --large-sizes 65536 --repeat 1 --target-seconds 0"
+    quick = "--parser-seconds 0.01 --timeout 60 --no-chart --no-low-latency"
+    command = [
+        *(sys.executable, "-m", "benchmarks", "--contenders", ",".join(contenders)),
+        *tiny.split(),
+        *quick.split(),
+        *("--output-dir", str(output), "--build-dir", str(tmp_path / "build")),
+    ]
+    done = subprocess.run(
+        command, check=False, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+
+    results = json.loads((output / "latest.json").read_text())
+    assert {scenario["key"] for scenario in results["scenarios"]} == SCENARIOS
+    for key in SCENARIOS:
+        for name in contenders:
+            figures = results["summary"][key][name]
+            assert figures["errors"] == [], (key, name, figures["errors"])
+            assert figures["samples"] == 1
+            assert figures["n"] == (2 if key.startswith("large") else 20)
+            assert figures["throughput"] > 0
+            assert math.isfinite(figures["throughput"])
+            if key != "drain":
+                assert figures["client_cpu"] >= 0
+            if key != "bg":
+                assert figures["worker_cpu"] >= 0
+    parser = results["parser"]
+    assert parser["decode_small_job_assign_uniq"]["packets_per_s"] > 0
+    assert parser["encode_submit_job"]["packets_per_s"] > 0
+
+    table = (output / "latest.md").read_text()
+    assert table.endswith(done.stdout)
+    for key in SCENARIOS:
+        assert f"| {key} | " in table
+    assert "FAILED" not in done.stderr
+
+
+def test_report_rerenders_a_saved_run(tmp_path: Path) -> None:
+    """``python -m benchmarks.report latest.json`` rebuilds latest.md from the JSON alone."""
+    results = {
+        "meta": {
+            "machine": {
+                "date": "today",
+                "nproc": 2,
+                "cpu": "cpu",
+                "kernel": "k",
+                "python": "3",
+                "gearmand": "gearmand 1",
+                "libgearman": "1",
+            },
+            "config": {
+                "command": "benchmarks/run",
+                "repeat": 1,
+                "target_seconds": 0,
+                "n": 3,
+                "large_n": 1,
+            },
+            "duration_s": 1.0,
+        },
+        "contenders": [
+            {
+                "name": "ours",
+                "label": "ours",
+                "available": True,
+                "reason": "",
+                "python_peer": False,
+            },
+            {"name": "gear", "label": "gear", "available": True, "reason": "", "python_peer": True},
+        ],
+        "scenarios": [{"key": "fg", "kind": "fg", "unit": "jobs/s"}],
+        "summary": {
+            "fg": {
+                "ours": {
+                    "n": 3,
+                    "throughput": 30.0,
+                    "client_cpu": 1.0,
+                    "worker_cpu": 2.0,
+                    "errors": [],
+                },
+                "gear": {
+                    "n": 3,
+                    "throughput": 10.0,
+                    "client_cpu": 4.0,
+                    "worker_cpu": 1.0,
+                    "errors": [],
+                },
+            }
+        },
+        "parser": None,
+    }
+    saved = tmp_path / "latest.json"
+    saved.write_text(json.dumps(results))
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.report", str(saved)],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    table = (tmp_path / "latest.md").read_text()
+    assert "| fg | jobs/s | 30.0 | 10.0 | - | 3.00 (gear) |" in table
+    assert "| fg | client CPU µs/job | 1.00 | 4.00 | - | 0.25 (gear) |" in table
