@@ -145,6 +145,9 @@ class JobRequest:
         )
 
     # Hooks for subclasses: called after the request recorded the event.
+    def _on_created(self) -> None:
+        """JOB_CREATED arrived: ``handle`` and ``server`` are set."""
+
     def _on_data(self, payload: bytes) -> None:
         """WORK_DATA arrived."""
 
@@ -431,6 +434,7 @@ class ClientSession:
         request.state = JobState.CREATED
         if not request.background:
             self._by_handle.setdefault((server, event.handle), []).append(request)
+        request._on_created()
         return [request]
 
     def _work(self, server: ServerAddress, event: Event) -> list[Changed]:

@@ -33,7 +33,7 @@ from ._events import (
     WorkStatus,
     WorkWarning,
 )
-from ._wire import REQ, PacketType, encode_packet
+from ._wire import HEADER, HEADER_SIZE, REQ, SERVER_FIELD_REGION, PacketType, encode_packet
 
 __all__ = ["SUBMIT_TYPES", "encode_event"]
 
@@ -50,10 +50,47 @@ SUBMIT_TYPES: dict[tuple[Priority, bool], PacketType] = {
 }
 
 
+# The hot packets (submissions, job results) are built in one join, without
+# ``encode_packet``'s checks: their events were validated when built (no NUL
+# in fields, bytes only), so only the server's field-region limit is left,
+# and a packet over it goes the slow way, which raises.
+_PACK_HEADER = HEADER.pack
+_NUL = b"\0"
+_SUBMIT_FIELDS_LIMIT = SERVER_FIELD_REGION - HEADER_SIZE - 2
+_HANDLE_LIMIT = SERVER_FIELD_REGION - HEADER_SIZE - 1
+#: Priority -> (foreground type, background type), as plain ints.
+_SUBMIT_BY_PRIORITY = {
+    priority: (int(SUBMIT_TYPES[priority, False]), int(SUBMIT_TYPES[priority, True]))
+    for priority in Priority
+}
+_NORMAL_TYPES = _SUBMIT_BY_PRIORITY[Priority.NORMAL]
+
+
 def _submit(e: SubmitJob) -> bytes:
-    return encode_packet(
-        REQ, SUBMIT_TYPES[e.priority, e.background], (e.function, e.unique, e.payload)
-    )
+    function, unique, payload = e.function, e.unique, e.payload
+    priority = e.priority
+    # `is` first: hashing an Enum member runs Python code.
+    types = _NORMAL_TYPES if priority is Priority.NORMAL else _SUBMIT_BY_PRIORITY[priority]
+    packet_type = types[e.background]
+    fields = len(function) + len(unique)
+    if fields > _SUBMIT_FIELDS_LIMIT:
+        return encode_packet(REQ, PacketType(packet_type), (function, unique, payload))
+    header = _PACK_HEADER(REQ, packet_type, fields + 2 + len(payload))
+    return b"".join((header, function, _NUL, unique, _NUL, payload))
+
+
+def _handle_and_payload(packet_type: PacketType) -> Callable[[Event], bytes]:
+    number = int(packet_type)
+
+    def encode(e: Event) -> bytes:
+        handle: bytes = e.handle  # type: ignore[attr-defined]
+        payload: bytes = e.payload  # type: ignore[attr-defined]
+        if len(handle) > _HANDLE_LIMIT:
+            return encode_packet(REQ, packet_type, (handle, payload))
+        header = _PACK_HEADER(REQ, number, len(handle) + 1 + len(payload))
+        return b"".join((header, handle, _NUL, payload))
+
+    return encode
 
 
 def _submit_epoch(e: SubmitJobEpoch) -> bytes:
@@ -79,13 +116,6 @@ def _one(packet_type: PacketType, attribute: str) -> Callable[[Event], bytes]:
     return encode
 
 
-def _two(packet_type: PacketType, first: str, second: str) -> Callable[[Event], bytes]:
-    def encode(e: Event) -> bytes:
-        return encode_packet(REQ, packet_type, (getattr(e, first), getattr(e, second)))
-
-    return encode
-
-
 def _work_status(e: WorkStatus) -> bytes:
     return encode_packet(REQ, _T.WORK_STATUS, (e.handle, e.numerator, e.denominator))
 
@@ -106,12 +136,12 @@ _ENCODERS: dict[type[Event], Callable[[Event], bytes]] = {
     CanDo: _can_do,  # type: ignore[dict-item]
     CantDo: _one(_T.CANT_DO, "function"),
     ResetAbilities: _reset,  # type: ignore[dict-item]
-    WorkData: _two(_T.WORK_DATA, "handle", "payload"),
-    WorkWarning: _two(_T.WORK_WARNING, "handle", "payload"),
+    WorkData: _handle_and_payload(_T.WORK_DATA),
+    WorkWarning: _handle_and_payload(_T.WORK_WARNING),
     WorkStatus: _work_status,  # type: ignore[dict-item]
-    WorkComplete: _two(_T.WORK_COMPLETE, "handle", "payload"),
+    WorkComplete: _handle_and_payload(_T.WORK_COMPLETE),
     WorkFail: _one(_T.WORK_FAIL, "handle"),
-    WorkException: _two(_T.WORK_EXCEPTION, "handle", "payload"),
+    WorkException: _handle_and_payload(_T.WORK_EXCEPTION),
     AdminRequest: encode_admin_request,  # type: ignore[dict-item]
 }
 

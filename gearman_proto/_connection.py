@@ -121,6 +121,9 @@ class ConnectionState(enum.Enum):
     ERROR = "error"
 
 
+_OPEN = ConnectionState.OPEN
+
+
 class _Connection:
     """What every role shares: buffers, the reply queue, events, errors."""
 
@@ -191,13 +194,34 @@ class _Connection:
                 every event before the offending bytes has been returned,
                 and again on every later call.
         """
-        if not self._events and self._error is None and self._state is ConnectionState.OPEN:
-            self._parse()
+        if not self._events:
+            self._parse_if_due()
         if self._events:
             return self._events.popleft()
         if self._error is not None:
             raise self._error
         return None
+
+    def next_events(self) -> list[Event]:
+        """Every event the bytes so far hold, oldest first; empty when none.
+
+        The batch form of :meth:`next_event`, for a binding that handles
+        whatever one read brought: call it until it returns an empty list.
+
+        Raises:
+            RemoteProtocolError: as :meth:`next_event`: only once every
+                event before the offending bytes has been returned.
+        """
+        events = self._events
+        if not events:
+            self._parse_if_due()
+        if events:
+            batch = list(events)
+            events.clear()
+            return batch
+        if self._error is not None:
+            raise self._error
+        return []
 
     def events(self) -> Iterator[Event]:
         """Iterate over :meth:`next_event` until it returns None."""
@@ -259,6 +283,11 @@ class _Connection:
     def _fail(self, error: ProtocolError) -> None:
         self._error = error
         self._state = ConnectionState.ERROR
+
+    def _parse_if_due(self) -> None:
+        """Parse if there is anything to parse: buffered bytes or an unreported EOF."""
+        if self._state is _OPEN and self._error is None and (self._eof or len(self._buffer)):
+            self._parse()
 
     def _parse(self) -> None:
         """Parse every complete packet buffered; on EOF, report the close."""
@@ -573,7 +602,6 @@ class WorkerState(enum.Enum):
 
 _IDLE = WorkerState.IDLE
 _GRABBING = WorkerState.GRABBING
-_OPEN = ConnectionState.OPEN
 
 _GRAB_TYPES = {
     GrabMode.PLAIN: _T.GRAB_JOB,

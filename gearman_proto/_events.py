@@ -87,6 +87,11 @@ def _check_field(value: object, name: str) -> None:
         raise LocalProtocolError(f"{name} must not contain a NUL byte")
 
 
+def _not_field(value: object) -> bool:
+    """Whether *value* is not a valid field (the fast test; callers then raise)."""
+    return type(value) is not bytes or b"\0" in value  # type: ignore[operator]
+
+
 def _check_int(value: object, name: str, *, minimum: int = 0) -> None:
     if type(value) is not int or value < minimum:
         raise LocalProtocolError(f"{name} must be an int >= {minimum}, not {value!r}")
@@ -145,10 +150,16 @@ class SubmitJob(Event):
     background: bool = False
 
     def __post_init__(self) -> None:
-        _check_field(self.function, "function")
-        _check_field(self.unique, "unique")
-        _check_bytes(self.payload, "payload")
-        if not isinstance(self.priority, Priority):
+        # One cheap test for the common case; the precise checks name the culprit.
+        if (
+            _not_field(self.function)
+            or _not_field(self.unique)
+            or type(self.payload) is not bytes
+            or type(self.priority) is not Priority
+        ):
+            _check_field(self.function, "function")
+            _check_field(self.unique, "unique")
+            _check_bytes(self.payload, "payload")
             raise LocalProtocolError(f"priority must be a Priority, not {self.priority!r}")
 
 
@@ -209,7 +220,8 @@ class GetStatus(Event):
     handle: bytes
 
     def __post_init__(self) -> None:
-        _check_field(self.handle, "handle")
+        if _not_field(self.handle):
+            _check_field(self.handle, "handle")
         if len(self.handle) > STATUS_ARGUMENT_LIMIT:
             raise LocalProtocolError(
                 f"a {len(self.handle)}-byte handle gets no reply from gearmand "
@@ -378,8 +390,9 @@ class WorkData(Event):
     payload: bytes = b""
 
     def __post_init__(self) -> None:
-        _check_field(self.handle, "handle")
-        _check_bytes(self.payload, "payload")
+        if _not_field(self.handle) or type(self.payload) is not bytes:
+            _check_field(self.handle, "handle")
+            _check_bytes(self.payload, "payload")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -393,8 +406,9 @@ class WorkWarning(Event):
     payload: bytes = b""
 
     def __post_init__(self) -> None:
-        _check_field(self.handle, "handle")
-        _check_bytes(self.payload, "payload")
+        if _not_field(self.handle) or type(self.payload) is not bytes:
+            _check_field(self.handle, "handle")
+            _check_bytes(self.payload, "payload")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -428,8 +442,9 @@ class WorkComplete(Event):
     payload: bytes = b""
 
     def __post_init__(self) -> None:
-        _check_field(self.handle, "handle")
-        _check_bytes(self.payload, "payload")
+        if _not_field(self.handle) or type(self.payload) is not bytes:
+            _check_field(self.handle, "handle")
+            _check_bytes(self.payload, "payload")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -445,7 +460,8 @@ class WorkFail(Event):
     handle: bytes
 
     def __post_init__(self) -> None:
-        _check_field(self.handle, "handle")
+        if _not_field(self.handle):
+            _check_field(self.handle, "handle")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -461,8 +477,9 @@ class WorkException(Event):
     payload: bytes = b""
 
     def __post_init__(self) -> None:
-        _check_field(self.handle, "handle")
-        _check_bytes(self.payload, "payload")
+        if _not_field(self.handle) or type(self.payload) is not bytes:
+            _check_field(self.handle, "handle")
+            _check_bytes(self.payload, "payload")
 
 
 # --------------------------------------------------------------- worker side

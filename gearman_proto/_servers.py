@@ -108,10 +108,12 @@ class ServerPool:
         Starts at the next server in rotation and lists every server not in
         back-off; the rotation advances by one per call, which spreads jobs.
         """
-        count = len(self.servers)
+        servers = self.servers
         start = self._next
-        self._next = (start + 1) % count
-        order = [self.servers[(start + i) % count] for i in range(count)]
+        self._next = (start + 1) % len(servers)
+        order = servers[start:] + servers[:start] if start else servers
+        if not self._retry_at:  # nobody in back-off: the common case
+            return list(order)
         return [server for server in order if self.available(server, now)]
 
     def available(self, server: ServerAddress, now: float) -> bool:

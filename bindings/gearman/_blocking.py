@@ -180,10 +180,12 @@ class Pump:
 
     def _drain(self, link: Link, data: bytes) -> None:
         connection = link.connection
+        on_event = self._on_event
         try:
             connection.receive_data(data)
-            for event in connection.events():
-                self._on_event(link, event)
+            while events := connection.next_events():
+                for event in events:
+                    on_event(link, event)
         except proto.RemoteProtocolError as error:
             logger.error("%s: protocol error, closing: %s", link.server, error)
             if self._links.get(link.server) is link:

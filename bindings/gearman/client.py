@@ -121,15 +121,17 @@ class GearmanClient(GearmanConnectionManager):
         (SUBMIT_JOB_EPOCH); *reducer* makes it a map/reduce job
         (SUBMIT_REDUCE_JOB, foreground or background).
         """
-        job_info = {
-            "task": task,
-            "data": data,
-            "unique": unique,
-            "priority": priority,
-            "epoch": epoch,
-            "reducer": reducer,
-        }
-        request = self._create_request_from_dictionary(job_info, background, max_retries)
+        job = self.job_class(
+            None, None, task, unique or random_unique(self.random_unique_bytes), data
+        )
+        request = self.job_request_class(
+            job,
+            initial_priority=priority,
+            background=background,
+            max_attempts=max_retries + 1,
+            epoch=epoch,
+            reducer=reducer,
+        )
         self.submit_multiple_requests(
             [request], wait_until_complete=wait_until_complete, poll_timeout=poll_timeout
         )
@@ -176,13 +178,15 @@ class GearmanClient(GearmanConnectionManager):
         # Notice connections the server closed while we were idle (a
         # restart), so the jobs go to a fresh connection instead.
         self._pump.run_once(0)
+        losses = self._losses
         for request in requests:
             request.timed_out = False
             self.send_job_request(request, flush=False)
         self._pump.flush()
-        accepted = self._wait_accepted(requests, deadline)
+        accepted = self._wait_accepted(requests, deadline, losses)
         if wait_until_complete and accepted:
-            self._wait_complete(requests, deadline)
+            # Lost connections were looked at by the wait for acceptance.
+            self._wait_complete(requests, deadline, self._losses)
         elif wait_until_complete:
             # The deadline ran out before every job was even created: those
             # jobs are not complete, whatever python-gearman used to report.
@@ -357,9 +361,7 @@ class GearmanClient(GearmanConnectionManager):
     def _on_event(self, link: Link, event: proto.Event) -> None:
         if type(event) is proto.ConnectionClosed:
             self._losses += 1
-        for changed in self._session.receive(link.server, event, time.monotonic()):
-            if isinstance(changed, GearmanJobRequest) and changed.handle is not None:
-                changed.gearman_job.handle = text(changed.handle)
+        self._session.receive(link.server, event, time.monotonic())
 
     def _resubmit(self, requests: Iterable[GearmanJobRequest]) -> None:
         """Send again the requests a lost connection took before JOB_CREATED."""
@@ -378,9 +380,14 @@ class GearmanClient(GearmanConnectionManager):
         requests: Iterable[GearmanJobRequest],
         deadline: float | None,
         done: Callable[[], bool],
+        losses: int = -1,
     ) -> bool:
-        """Read until *done*; everything queued was written before the call."""
-        losses = -1  # look for lost requests once at the start
+        """Read until *done*; everything queued was written before the call.
+
+        Requests that lost their connection are sent again first if a
+        connection was lost since *losses* (``_losses`` when the caller
+        sent them; the default -1 always looks).
+        """
         while True:
             if losses != self._losses:
                 losses = self._losses
@@ -394,15 +401,21 @@ class GearmanClient(GearmanConnectionManager):
                 raise errors.ServerUnavailable(f"lost every connection to {self._hosts()}")
             self._pump.run_once(timeout)
 
-    def _wait_accepted(self, requests: list[GearmanJobRequest], deadline: float | None) -> bool:
+    def _wait_accepted(
+        self, requests: list[GearmanJobRequest], deadline: float | None, losses: int = -1
+    ) -> bool:
         submit_deadline = earliest(deadline, deadline_after(self.submit_timeout))
-        done = self._wait(requests, submit_deadline, lambda: all(map(_accepted, requests)))
+        done = self._wait(
+            requests, submit_deadline, lambda: all(map(_accepted, requests)), losses
+        )
         for request in requests:
             request.timed_out = not _accepted(request) or request.lost
         return done
 
-    def _wait_complete(self, requests: list[GearmanJobRequest], deadline: float | None) -> bool:
-        done = self._wait(requests, deadline, lambda: all(map(_finished, requests)))
+    def _wait_complete(
+        self, requests: list[GearmanJobRequest], deadline: float | None, losses: int = -1
+    ) -> bool:
+        done = self._wait(requests, deadline, lambda: all(map(_finished, requests)), losses)
         for request in requests:
             request.timed_out = not request.complete
         return done

@@ -15,7 +15,15 @@ from typing import Any
 
 import gearman_proto as proto
 
-from ._common import DataEncoder, NoopEncoder, from_priority, job_status, name_bytes, to_priority
+from ._common import (
+    DataEncoder,
+    NoopEncoder,
+    from_priority,
+    job_status,
+    name_bytes,
+    text,
+    to_priority,
+)
 from .constants import (
     JOB_COMPLETE,
     JOB_CREATED,
@@ -228,6 +236,9 @@ class GearmanJobRequest(proto.JobRequest):
         return self.status
 
     # Hooks called by the core after it recorded an event.
+    def _on_created(self) -> None:
+        self.gearman_job.handle = text(self.handle)  # type: ignore[arg-type]
+
     def _on_data(self, payload: bytes) -> None:
         self.data_updates.append(self.data_encoder.decode(payload))
 
