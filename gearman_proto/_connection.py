@@ -692,6 +692,8 @@ class WorkerConnection(_Connection):
 
     @accepting.setter
     def accepting(self, value: bool) -> None:
+        if value == self._accepting:
+            return  # every move that makes room while accepting grabs on its own
         self._accepting = bool(value)
         if self._accepting:
             self._grab_if_room()

@@ -238,12 +238,12 @@ class WorkerSession:
 
     def _rebalance(self) -> None:
         """Let connections grab while the worker has room, in turn."""
-        connections = list(self.connections.values())
-        if len(connections) <= 1:
+        if len(self.connections) <= 1:
             # One connection enforces the budget itself (its max_jobs).
-            for connection in connections:
+            for connection in self.connections.values():
                 connection.accepting = self._accepting
             return
+        connections = list(self.connections.values())
         busy = sum(c.held_jobs + _grabbing(c) for c in connections)
         start = self._rotation % len(connections)
         self._rotation += 1

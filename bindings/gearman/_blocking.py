@@ -132,18 +132,13 @@ class Pump:
             return False
         return True
 
-    def flush(self, outgoing: dict[proto.ServerAddress, bytes] | None = None) -> None:
-        """Write what each link's core connection (or *outgoing*) holds."""
-        if outgoing is None:
-            outgoing = {}
-            for server, link in self._links.items():
-                data = link.connection.data_to_send()
-                if data:
-                    outgoing[server] = data
-        for server, data in outgoing.items():
-            target = self._links.get(server)
-            if target is not None:
-                self.send(target, data)
+    def flush(self) -> None:
+        """Write what each link's core connection has queued, one write per link."""
+        # A copy: a failed write removes its link.
+        for link in list(self._links.values()):
+            data = link.connection.data_to_send()
+            if data:
+                self.send(link, data)
 
     def run_once(self, timeout: float | None) -> bool:
         """Wait up to *timeout* seconds and handle what arrived; True if anything did."""

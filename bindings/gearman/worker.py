@@ -88,7 +88,7 @@ class GearmanWorker(GearmanConnectionManager):
         self.worker_abilities[task] = callback_function
         milliseconds = None if timeout is None else max(1, round(timeout * 1000))
         self._session.register(function, milliseconds)
-        self._pump.flush(self._session.data_to_send())
+        self._pump.flush()
         return task
 
     def unregister_task(self, task: str | bytes) -> str | bytes:
@@ -97,14 +97,14 @@ class GearmanWorker(GearmanConnectionManager):
         registered = self._names.pop(function, task)
         self.worker_abilities.pop(registered, None)
         self._session.unregister(function)
-        self._pump.flush(self._session.data_to_send())
+        self._pump.flush()
         return task
 
     def set_client_id(self, client_id: str | bytes) -> str | bytes:
         """Label this worker's connections in the admin ``workers`` list."""
         self.worker_client_id = client_id
         self._session.set_client_id(name_bytes(client_id, "client_id"))
-        self._pump.flush(self._session.data_to_send())
+        self._pump.flush()
         return client_id
 
     # ----------------------------------------------------------- the loop
@@ -125,13 +125,13 @@ class GearmanWorker(GearmanConnectionManager):
             if next_wake is not None and now >= next_wake:
                 self._session.wake()
                 next_wake = self._next_wake()
-            self._pump.flush(self._session.data_to_send())
+            self._pump.flush()
             timeout = self._poll_timeout(poll_timeout, next_wake)
             activity = self._pump.run_once(timeout)
             self._run_jobs()
             if self._continue:
                 self._continue = self.after_poll(activity)
-        self._pump.flush(self._session.data_to_send())
+        self._pump.flush()
         self.shutdown()
 
     def establish_worker_connections(self) -> list[Link]:
@@ -150,7 +150,7 @@ class GearmanWorker(GearmanConnectionManager):
             self._pump.add(Link(server, sock, self._session.connection_made(server)))
             connected = True
         if connected:
-            self._pump.flush(self._session.data_to_send())
+            self._pump.flush()
         return list(self._pump.links.values())
 
     def after_poll(self, any_activity: bool) -> bool:
@@ -256,7 +256,7 @@ class GearmanWorker(GearmanConnectionManager):
         except proto.LocalProtocolError as error:
             raise errors.InvalidWorkerState(str(error)) from error
         if sent:
-            self._pump.flush(self._session.data_to_send())
+            self._pump.flush()
 
     def _on_event(self, link: Link, event: proto.Event) -> None:
         for assigned in self._session.receive(link.server, event, time.monotonic()):
@@ -286,6 +286,8 @@ class GearmanWorker(GearmanConnectionManager):
         return time.monotonic() + self.epoch_poll_interval
 
     def _poll_timeout(self, poll_timeout: float | None, next_wake: float | None) -> float | None:
+        if next_wake is None and len(self._pump.links) == len(self.servers):
+            return poll_timeout
         timeouts = [poll_timeout] if poll_timeout is not None else []
         if next_wake is not None:
             timeouts.append(max(0.0, next_wake - time.monotonic()))
