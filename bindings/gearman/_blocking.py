@@ -123,12 +123,18 @@ class Pump:
 
     def send(self, link: Link, data: bytes) -> bool:
         """Write *data* on *link*; on failure treat the link as closed."""
+        if self._write(link, data):
+            return True
+        self._lost(link)
+        return False
+
+    def _write(self, link: Link, data: bytes) -> bool:
+        """Write *data*; on failure log it, fail the connection and return False."""
         try:
             link.sock.sendall(data)
         except OSError as error:
             logger.warning("%s: write failed: %s", link.server, error)
             link.connection.send_failed()
-            self._lost(link)
             return False
         return True
 
@@ -179,8 +185,15 @@ class Pump:
         try:
             connection.receive_data(data)
             while events := connection.next_events():
+                # What the core answered on its own (GRAB_JOB after NOOP,
+                # PRE_SLEEP after NO_JOB) leaves before the events are handled.
+                answer = connection.data_to_send()
+                written = not answer or self._write(link, answer)
                 for event in events:
                     on_event(link, event)
+                if not written:
+                    self._lost(link)
+                    return
         except proto.RemoteProtocolError as error:
             logger.error("%s: protocol error, closing: %s", link.server, error)
             if self._links.get(link.server) is link:
