@@ -7,6 +7,7 @@ servers), this module connects, reads, writes and calls the task functions.
 
 from __future__ import annotations
 
+import collections
 import logging
 import sys
 import time
@@ -68,7 +69,7 @@ class GearmanWorker(GearmanConnectionManager):
         # GRAB_JOB_ALL: jobs carry their unique id and, for reduce jobs, the reducer.
         self._session = proto.WorkerSession(self.servers, grab_mode=proto.GrabMode.ALL)
         self._pump = Pump(self._on_event)
-        self._jobs: list[GearmanJob] = []
+        self._jobs: collections.deque[GearmanJob] = collections.deque()
         self._continue = True
 
     # ---------------------------------------------------------- abilities
@@ -118,17 +119,21 @@ class GearmanWorker(GearmanConnectionManager):
         """
         self._continue = self.after_poll(False)
         next_wake = self._next_wake()
+        pump = self._pump
         while self._continue:
-            now = time.monotonic()
-            if len(self._pump.links) < len(self.servers):
-                self.establish_worker_connections()
-            if next_wake is not None and now >= next_wake:
-                self._session.wake()
-                next_wake = self._next_wake()
-            self._pump.flush()
-            timeout = self._poll_timeout(poll_timeout, next_wake)
-            activity = self._pump.run_once(timeout)
-            self._run_jobs()
+            if next_wake is None and len(pump.links) == len(self.servers):
+                timeout = poll_timeout  # the usual case: nothing to reconnect or wake
+            else:
+                if len(pump.links) < len(self.servers):
+                    self.establish_worker_connections()
+                if next_wake is not None and time.monotonic() >= next_wake:
+                    self._session.wake()
+                    next_wake = self._next_wake()
+                timeout = self._poll_timeout(poll_timeout, next_wake)
+            pump.flush()
+            activity = pump.run_once(timeout)
+            if self._jobs:
+                self._run_jobs()
             if self._continue:
                 self._continue = self.after_poll(activity)
         self._pump.flush()
@@ -269,7 +274,7 @@ class GearmanWorker(GearmanConnectionManager):
 
     def _run_jobs(self) -> None:
         while self._jobs:
-            job = self._jobs.pop(0)
+            job = self._jobs.popleft()
             if job.task not in self.worker_abilities:
                 logger.warning("job %s for unregistered task %r: failing it", job.handle, job.task)
                 self.send_job_failure(job)
@@ -286,8 +291,6 @@ class GearmanWorker(GearmanConnectionManager):
         return time.monotonic() + self.epoch_poll_interval
 
     def _poll_timeout(self, poll_timeout: float | None, next_wake: float | None) -> float | None:
-        if next_wake is None and len(self._pump.links) == len(self.servers):
-            return poll_timeout
         timeouts = [poll_timeout] if poll_timeout is not None else []
         if next_wake is not None:
             timeouts.append(max(0.0, next_wake - time.monotonic()))
