@@ -580,3 +580,28 @@ def test_a_batch_of_submissions_leaves_in_one_write_per_server(
     assert sum(size for _, size in writes) == sum(
         len(r.submission.function) for r in requests
     ) + sum(12 + len(r.submission.unique) + 2 + len(r.submission.payload) for r in requests)
+
+
+def test_waiting_for_many_jobs_checks_each_job_a_bounded_number_of_times() -> None:
+    """A wait re-checks only the requests not yet seen done, so N jobs cost O(N)."""
+    from gearman.client import _all_of
+
+    class Flag:
+        def __init__(self) -> None:
+            self.done = False
+
+    flags = [Flag() for _ in range(500)]
+    calls = 0
+
+    def test(flag: Flag) -> bool:
+        nonlocal calls
+        calls += 1
+        return flag.done
+
+    done = _all_of(flags, test)  # type: ignore[arg-type]
+    for flag in flags:  # one job finishes per read, in order
+        assert not done()
+        flag.done = True
+    assert done()
+    # Each job is tested once while pending (per read) and once when it passes.
+    assert calls <= 2 * len(flags) + 1
