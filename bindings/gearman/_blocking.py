@@ -13,7 +13,7 @@ import logging
 import select
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import gearman_proto as proto
 
@@ -94,6 +94,8 @@ class Pump:
         self._read_view = memoryview(self._read_buffer)
         self._links: dict[proto.ServerAddress, Link] = {}
         self._on_event = on_event
+        #: monotonic time at which :meth:`run_once` last returned.
+        self.polled_at = float("-inf")
 
     @property
     def links(self) -> dict[proto.ServerAddress, Link]:
@@ -157,7 +159,12 @@ class Pump:
             link = self._by_fd.get(fd)
             if link is not None:  # an earlier event of this batch may have closed it
                 self._read(link)
+        self.polled_at = time.monotonic()
         return bool(ready)
+
+    def idle_for(self, seconds: float) -> bool:
+        """Whether more than *seconds* passed since the last look at the sockets."""
+        return time.monotonic() - self.polled_at > seconds
 
     def _read(self, link: Link) -> None:
         try:
@@ -223,5 +230,8 @@ def deadline_after(timeout: float | None) -> float | None:
 
 def earliest(*deadlines: float | None) -> float | None:
     """The earliest of the given deadlines (None means no deadline)."""
-    real: Iterable[float] = [d for d in deadlines if d is not None]
-    return min(real, default=None)
+    first, *others = deadlines
+    for deadline in others:
+        if deadline is not None and (first is None or deadline < first):
+            first = deadline
+    return first

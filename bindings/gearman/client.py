@@ -35,6 +35,10 @@ __all__ = ["RANDOM_UNIQUE_BYTES", "GearmanClient"]
 logger = logging.getLogger("gearman.client")
 
 RANDOM_UNIQUE_BYTES = 16
+#: seconds without looking at the sockets after which a submission first
+#: checks them for connections the server closed meanwhile.  A close within
+#: this time of the last look races with the write either way.
+IDLE_CHECK_AFTER = 0.001
 
 Requests = Sequence[GearmanJobRequest] | set[GearmanJobRequest]
 
@@ -176,8 +180,10 @@ class GearmanClient(GearmanConnectionManager):
         requests = _check_many(job_requests)
         deadline = deadline_after(poll_timeout)
         # Notice connections the server closed while we were idle (a
-        # restart), so the jobs go to a fresh connection instead.
-        self._pump.run_once(0)
+        # restart), so the jobs go to a fresh connection instead.  Straight
+        # after a wait there was no idle time: skip the system call.
+        if self._pump.idle_for(IDLE_CHECK_AFTER):
+            self._pump.run_once(0)
         losses = self._losses
         for request in requests:
             request.timed_out = False
@@ -405,9 +411,7 @@ class GearmanClient(GearmanConnectionManager):
         self, requests: list[GearmanJobRequest], deadline: float | None, losses: int = -1
     ) -> bool:
         submit_deadline = earliest(deadline, deadline_after(self.submit_timeout))
-        done = self._wait(
-            requests, submit_deadline, _all_of(requests, _accepted), losses
-        )
+        done = self._wait(requests, submit_deadline, _all_of(requests, _accepted), losses)
         for request in requests:
             request.timed_out = not _accepted(request) or request.lost
         return done
