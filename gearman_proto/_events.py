@@ -89,7 +89,7 @@ def _check_field(value: object, name: str) -> None:
 
 def _not_field(value: object) -> bool:
     """Whether *value* is not a valid field (the fast test; callers then raise)."""
-    return type(value) is not bytes or b"\0" in value  # type: ignore[operator]
+    return type(value) is not bytes or b"\0" in value
 
 
 def _check_int(value: object, name: str, *, minimum: int = 0) -> None:

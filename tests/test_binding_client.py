@@ -584,7 +584,6 @@ def test_a_batch_of_submissions_leaves_in_one_write_per_server(
 
 def test_waiting_for_many_jobs_checks_each_job_a_bounded_number_of_times() -> None:
     """A wait re-checks only the requests not yet seen done, so N jobs cost O(N)."""
-    from gearman.client import _all_of
 
     class Flag:
         def __init__(self) -> None:
@@ -598,7 +597,7 @@ def test_waiting_for_many_jobs_checks_each_job_a_bounded_number_of_times() -> No
         calls += 1
         return flag.done
 
-    done = _all_of(flags, test)  # type: ignore[arg-type]
+    done = gearman.client._all_of(flags, test)  # type: ignore[arg-type]
     for flag in flags:  # one job finishes per read, in order
         assert not done()
         flag.done = True
