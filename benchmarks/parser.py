@@ -5,6 +5,8 @@ Usage: python benchmarks/parser.py [--seconds S] [--json FILE]
 Measures, through the real ``receive_data`` / ``next_event`` path:
 - decode of small JOB_ASSIGN_UNIQ packets (16-byte payload) on a worker
   connection, fed in 64 KiB chunks: packets/s and MB/s;
+- decode of the small packets a pipelining client receives (JOB_CREATED,
+  then WORK_COMPLETE with a 16-byte result, per job), fed in 64 KiB chunks;
 - decode of 1 MiB WORK_COMPLETE packets on a client connection, fed in
   64 KiB chunks: packets/s and MB/s;
 and through ``ClientConnection.send``: SUBMIT_JOB encodes per second.
@@ -55,6 +57,35 @@ def small_assign_round(count: int) -> tuple[int, int, Callable[[], int]]:
         return seen
 
     return count, len(stream), run
+
+
+def small_client_round(count: int) -> tuple[int, int, Callable[[], int]]:
+    """A client with `count` foreground jobs receives JOB_CREATED, then WORK_COMPLETE, for each.
+
+    The packets a pipelining client decodes: 2 * `count` small packets.
+    """
+    stream = b"".join(packet(8, b"H:vm:%d" % i) for i in range(count)) + b"".join(
+        packet(13, b"H:vm:%d" % i, b"fedcba9876543210") for i in range(count)
+    )
+    pieces = chunks(stream)
+    submissions = [
+        proto.SubmitJob(function=b"reverse", payload=b"0123456789abcdef", unique=b"u-%d" % i)
+        for i in range(count)
+    ]
+
+    def run() -> int:
+        client = proto.ClientConnection()
+        for submission in submissions:
+            client.queue(submission)
+        client.data_to_send()
+        seen = 0
+        for piece in pieces:
+            client.receive_data(piece)
+            while events := client.next_events():
+                seen += len(events)
+        return seen
+
+    return 2 * count, len(stream), run
 
 
 def large_complete_round(count: int) -> tuple[int, int, Callable[[], int]]:
@@ -122,6 +153,8 @@ def main() -> None:
     results = {}
     small_pps, small_mbs = best_rate(small_assign_round(100_000), arguments.seconds)
     results["decode_small_job_assign_uniq"] = {"packets_per_s": small_pps, "mb_per_s": small_mbs}
+    client_pps, client_mbs = best_rate(small_client_round(50_000), arguments.seconds)
+    results["decode_small_client_stream"] = {"packets_per_s": client_pps, "mb_per_s": client_mbs}
     large_pps, large_mbs = best_rate(large_complete_round(64), arguments.seconds)
     results["decode_1mib_work_complete"] = {"packets_per_s": large_pps, "mb_per_s": large_mbs}
     encode_pps, _ = best_rate(encode_round(100_000), arguments.seconds)
@@ -129,6 +162,7 @@ def main() -> None:
 
     rows = [
         ("decode JOB_ASSIGN_UNIQ (16 B payload)", small_pps, f"{small_mbs:8.1f} MB/s"),
+        ("decode JOB_CREATED + WORK_COMPLETE (16 B)", client_pps, f"{client_mbs:8.1f} MB/s"),
         ("decode WORK_COMPLETE (1 MiB payload)", large_pps, f"{large_mbs:8.1f} MB/s"),
         ("encode SUBMIT_JOB", encode_pps, ""),
     ]

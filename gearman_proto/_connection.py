@@ -540,11 +540,11 @@ class ClientConnection(_Connection):
             self._events.append(_parsed_work_status(handle, numerator, denominator))
 
     def _finish(self, handle: bytes, packet: str) -> bool:
-        if not self._tracked(handle, packet):
-            return False
-        remaining = self._foreground[handle] - 1
-        if remaining:
-            self._foreground[handle] = remaining
+        attached = self._foreground.get(handle)
+        if attached is None:
+            return self._late(handle, packet)
+        if attached > 1:
+            self._foreground[handle] = attached - 1
         else:
             del self._foreground[handle]
             self._finished[handle] = None
