@@ -239,9 +239,11 @@ class WorkerSession:
     def _rebalance(self) -> None:
         """Let connections grab while the worker has room, in turn."""
         if len(self.connections) <= 1:
-            # One connection enforces the budget itself (its max_jobs).
+            # One connection enforces the budget itself (its max_jobs), so
+            # only a change of the session's own flag needs passing on.
             for connection in self.connections.values():
-                connection.accepting = self._accepting
+                if connection.accepting is not self._accepting:
+                    connection.accepting = self._accepting
             return
         connections = list(self.connections.values())
         busy = sum(c.held_jobs + _grabbing(c) for c in connections)

@@ -266,7 +266,9 @@ class GearmanWorker(GearmanConnectionManager):
     def _on_event(self, link: Link, event: proto.Event) -> None:
         for assigned in self._session.receive(link.server, event, time.monotonic()):
             data = self.data_encoder.decode(assigned.payload)
-            task = self._names.get(assigned.function, text(assigned.function))
+            task = self._names.get(assigned.function)
+            if task is None:  # a function unregistered meanwhile
+                task = text(assigned.function)
             unique = None if assigned.unique is None else text(assigned.unique)
             reducer = None if assigned.reducer is None else text(assigned.reducer)
             job = GearmanJob(link.server, text(assigned.handle), task, unique, data, reducer)
