@@ -133,3 +133,21 @@ def test_report_rerenders_a_saved_run(tmp_path: Path) -> None:
     table = (tmp_path / "latest.md").read_text()
     assert "| fg | jobs/s | 30.0 | 10.0 | - | 3.00 (gear) |" in table
     assert "| fg | client CPU µs/job | 1.00 | 4.00 | - | 0.25 (gear) |" in table
+
+
+def test_floor_loops_run_and_report_each_layer(gearmand_path: str) -> None:
+    """benchmarks/floor.py (raw socket, core alone, binding) still runs."""
+    done = subprocess.run(
+        [sys.executable, "benchmarks/floor.py", "--n", "30", "--repeat", "1"],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    names = [line.split()[0] for line in done.stdout.splitlines()]
+    assert names == ["raw", "core", "binding"]
+    for line in done.stdout.splitlines():
+        rate = float(line.split()[1].replace(",", ""))
+        assert rate > 0, line
