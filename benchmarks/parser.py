@@ -20,6 +20,7 @@ import json
 import struct
 import time
 from collections.abc import Callable
+from typing import Any
 
 import gearman_proto as proto
 
@@ -36,7 +37,13 @@ def chunks(stream: bytes) -> list[bytes]:
     return [stream[i : i + CHUNK] for i in range(0, len(stream), CHUNK)]
 
 
-def small_assign_round(count: int) -> tuple[int, int, Callable[[], int]]:
+#: (packets per round, bytes per round, prepare, run): ``prepare()`` builds a
+#: fresh connection outside the timed part, ``run(connection)`` is timed and
+#: returns how many packets it saw.
+Round = tuple[int, int, Callable[[], Any], Callable[[Any], int]]
+
+
+def small_assign_round(count: int) -> Round:
     """A worker connection that grabbed `count` times receives `count` assignments."""
     stream = b"".join(
         packet(31, b"H:vm:%d" % i, b"reverse", b"u-%d" % i, b"0123456789abcdef")
@@ -44,11 +51,14 @@ def small_assign_round(count: int) -> tuple[int, int, Callable[[], int]]:
     )
     pieces = chunks(stream)
 
-    def run() -> int:
+    def prepare() -> proto.WorkerConnection:
         worker = proto.WorkerConnection(max_jobs=count + 1)
         worker.send(proto.CanDo(function=b"reverse"))
-        # Pretend every assignment answers a grab: the connection re-grabs
-        # after each one because it has room, as a busy worker would.
+        return worker
+
+    def run(worker: proto.WorkerConnection) -> int:
+        # Every assignment answers a grab: the connection re-grabs after
+        # each one because it has room, as a busy worker would.
         seen = 0
         for piece in pieces:
             worker.receive_data(piece)
@@ -56,10 +66,10 @@ def small_assign_round(count: int) -> tuple[int, int, Callable[[], int]]:
                 seen += 1
         return seen
 
-    return count, len(stream), run
+    return count, len(stream), prepare, run
 
 
-def small_client_round(count: int) -> tuple[int, int, Callable[[], int]]:
+def small_client_round(count: int) -> Round:
     """A client with `count` foreground jobs receives JOB_CREATED, then WORK_COMPLETE, for each.
 
     The packets a pipelining client decodes: 2 * `count` small packets.
@@ -73,11 +83,14 @@ def small_client_round(count: int) -> tuple[int, int, Callable[[], int]]:
         for i in range(count)
     ]
 
-    def run() -> int:
+    def prepare() -> proto.ClientConnection:
         client = proto.ClientConnection()
         for submission in submissions:
             client.queue(submission)
         client.data_to_send()
+        return client
+
+    def run(client: proto.ClientConnection) -> int:
         seen = 0
         for piece in pieces:
             client.receive_data(piece)
@@ -85,23 +98,26 @@ def small_client_round(count: int) -> tuple[int, int, Callable[[], int]]:
                 seen += len(events)
         return seen
 
-    return 2 * count, len(stream), run
+    return 2 * count, len(stream), prepare, run
 
 
-def large_complete_round(count: int) -> tuple[int, int, Callable[[], int]]:
+def large_complete_round(count: int) -> Round:
     """A client with `count` foreground jobs receives a 1 MiB WORK_COMPLETE for each."""
     payload = bytes(range(256)) * 4096
     created = b"".join(packet(8, b"H:vm:%d" % i) for i in range(count))
     stream = b"".join(packet(13, b"H:vm:%d" % i, payload) for i in range(count))
     pieces = chunks(stream)
 
-    def run() -> int:
+    def prepare() -> proto.ClientConnection:
         client = proto.ClientConnection()
         for _ in range(count):
             client.queue(proto.SubmitJob(function=b"echo", payload=b"x"))
         client.receive_data(created)
         while client.next_event() is not None:
             pass
+        return client
+
+    def run(client: proto.ClientConnection) -> int:
         seen = 0
         for piece in pieces:
             client.receive_data(piece)
@@ -109,33 +125,33 @@ def large_complete_round(count: int) -> tuple[int, int, Callable[[], int]]:
                 seen += 1
         return seen
 
-    return count, len(stream), run
+    return count, len(stream), prepare, run
 
 
-def encode_round(count: int) -> tuple[int, int, Callable[[], int]]:
+def encode_round(count: int) -> Round:
     """`count` SUBMIT_JOB events queued and drained in one write."""
     events = [
         proto.SubmitJob(function=b"reverse", payload=b"0123456789abcdef", unique=b"u-%d" % i)
         for i in range(count)
     ]
 
-    def run() -> int:
-        client = proto.ClientConnection()
+    def run(client: proto.ClientConnection) -> int:
         for event in events:
             client.queue(event)
         return len(client.data_to_send()) and count
 
-    return count, 0, run
+    return count, 0, proto.ClientConnection, run
 
 
-def best_rate(setup: tuple[int, int, Callable[[], int]], seconds: float) -> tuple[float, float]:
+def best_rate(setup: Round, seconds: float) -> tuple[float, float]:
     """(packets/s, MB/s) of the fastest round, rounds repeated for `seconds`."""
-    count, size, run = setup
+    count, size, prepare, run = setup
     best = float("inf")
     deadline = time.perf_counter() + seconds
     while True:
+        connection = prepare()
         start = time.perf_counter()
-        seen = run()
+        seen = run(connection)
         elapsed = time.perf_counter() - start
         assert seen == count, (seen, count)
         best = min(best, elapsed)

@@ -195,7 +195,7 @@ class _Connection:
                 and again on every later call.
         """
         if not self._events:
-            self._parse_if_due()
+            self._parse()
         if self._events:
             return self._events.popleft()
         if self._error is not None:
@@ -214,7 +214,7 @@ class _Connection:
         """
         events = self._events
         if not events:
-            self._parse_if_due()
+            self._parse()
         if events:
             batch = list(events)
             events.clear()
@@ -253,7 +253,8 @@ class _Connection:
         For callers that batch several events into one write.  Raises as
         :meth:`send`.
         """
-        self._check_sendable()
+        if self._state is not _OPEN or self._eof:
+            self._check_sendable()  # raises
         self._send(event)
 
     def send_failed(self) -> None:
@@ -284,20 +285,24 @@ class _Connection:
         self._error = error
         self._state = ConnectionState.ERROR
 
-    def _parse_if_due(self) -> None:
-        """Parse if there is anything to parse: buffered bytes or an unreported EOF."""
-        if self._state is _OPEN and self._error is None and (self._eof or len(self._buffer)):
-            self._parse()
-
     def _parse(self) -> None:
-        """Parse every complete packet buffered; on EOF, report the close."""
+        """Parse every complete packet buffered; on EOF, report the close.
+
+        Does nothing on a connection that is closed or failed, or with
+        nothing buffered and no end of stream to report.
+        """
+        if self._state is not _OPEN or self._error is not None:
+            return
+        buffer = self._buffer
+        if not (self._eof or len(buffer)):
+            return
         try:
-            self._parse_buffer()
+            self._parse_buffer(buffer)
         except RemoteProtocolError as error:
             self._fail(error)
             return
         finally:
-            self._buffer.compact()
+            buffer.compact()
         if self._eof and not self._events:
             self._close()
 
@@ -305,8 +310,7 @@ class _Connection:
         """Whether a binary packet may start here (not inside a text reply)."""
         return True
 
-    def _parse_buffer(self) -> None:
-        buffer = self._buffer
+    def _parse_buffer(self, buffer: ReceiveBuffer) -> None:
         max_body = self.max_packet_size
         handlers = self._handlers
         decode = decode_body

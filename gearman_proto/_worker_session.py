@@ -183,14 +183,15 @@ class WorkerSession:
         """Apply one event read from *server*; return jobs to run (0 or 1)."""
         kind = type(event)
         if kind is JobAssigned:
-            self._rebalance()
+            if len(self.connections) > 1:
+                self._rebalance()
             return [event]  # type: ignore[list-item]
         if kind is ConnectionClosed:
             self.connection_lost(server, now)
         elif kind is ServerError:
             assert isinstance(event, ServerError)
             logger.warning("%s: server error %r: %r", server, event.code, event.text)
-        else:
+        elif len(self.connections) > 1:
             self._rebalance()
         return []
 
@@ -233,11 +234,17 @@ class WorkerSession:
             logger.warning("%s: connection lost, dropping %s", server, type(event).__name__)
             return False
         connection.queue(event)
-        self._rebalance()
+        if len(self.connections) > 1:
+            self._rebalance()
         return True
 
     def _rebalance(self) -> None:
-        """Let connections grab while the worker has room, in turn."""
+        """Let connections grab while the worker has room, in turn.
+
+        A single connection keeps the budget itself (its ``max_jobs``), so a
+        job arriving or ending there needs no rebalancing; only a change of
+        :attr:`accepting` or of the set of connections does.
+        """
         if len(self.connections) <= 1:
             # One connection enforces the budget itself (its max_jobs), so
             # only a change of the session's own flag needs passing on.

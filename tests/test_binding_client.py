@@ -566,13 +566,13 @@ def test_a_batch_of_submissions_leaves_in_one_write_per_server(
     servers = [gearmand_factory(), gearmand_factory()]
     client = GearmanClient([s.address for s in servers])
     writes: list[tuple[str, int]] = []
-    real_send = Pump.send
+    real_write = Pump._write
 
-    def counting_send(self: Pump, link: Any, data: bytes) -> bool:
+    def counting_write(self: Pump, link: Any, data: bytes) -> bool:
         writes.append((str(link.server), len(data)))
-        return real_send(self, link, data)
+        return real_write(self, link, data)
 
-    monkeypatch.setattr(Pump, "send", counting_send)
+    monkeypatch.setattr(Pump, "_write", counting_write)
     jobs = [{"task": unique_name("batch"), "data": b"%d" % i} for i in range(40)]
     requests = client.submit_multiple_jobs(jobs, background=True, poll_timeout=10)
     assert all(r.state == JOB_CREATED for r in requests)

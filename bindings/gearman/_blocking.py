@@ -145,8 +145,8 @@ class Pump:
         # A copy: a failed write removes its link.
         for link in list(self._links.values()):
             data = link.connection.data_to_send()
-            if data:
-                self.send(link, data)
+            if data and not self._write(link, data):
+                self._lost(link)
 
     def run_once(self, timeout: float | None) -> bool:
         """Wait up to *timeout* seconds and handle what arrived; True if anything did."""
@@ -157,26 +157,23 @@ class Pump:
         ready = self._poll.poll(None if timeout is None else max(0.0, timeout) * 1000.0)
         for fd, _ in ready:
             link = self._by_fd.get(fd)
-            if link is not None:  # an earlier event of this batch may have closed it
-                self._read(link)
+            if link is None:  # an earlier event of this batch closed it
+                continue
+            try:
+                size = link.sock.recv_into(self._read_buffer)
+            except OSError as error:
+                logger.warning("%s: read failed: %s", link.server, error)
+                size = 0
+            if size:
+                self._drain(link, self._read_view[:size].tobytes())
+            else:
+                self._lost(link)
         self.polled_at = time.monotonic()
         return bool(ready)
 
     def idle_for(self, seconds: float) -> bool:
         """Whether more than *seconds* passed since the last look at the sockets."""
         return time.monotonic() - self.polled_at > seconds
-
-    def _read(self, link: Link) -> None:
-        try:
-            size = link.sock.recv_into(self._read_buffer)
-            data = self._read_view[:size].tobytes()
-        except OSError as error:
-            logger.warning("%s: read failed: %s", link.server, error)
-            data = b""
-        if not data:
-            self._lost(link)
-            return
-        self._drain(link, data)
 
     def _lost(self, link: Link) -> None:
         self.remove(link)
