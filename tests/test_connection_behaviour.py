@@ -1093,3 +1093,38 @@ def test_admin_echo_round_trip() -> None:
     assert feed(admin, server(_T.ECHO_RES, b"p")) == [
         EchoReply(payload=b"p", request=EchoRequest(payload=b"p"))
     ]
+
+
+# ------------------------------------------------------------ next_events
+
+
+def test_next_events_returns_a_whole_read_then_an_empty_list() -> None:
+    client = ClientConnection()
+    client.send(SubmitJob(function=b"f", payload=b"x"))
+    client.send(SubmitJob(function=b"f", payload=b"y"))
+    client.receive_data(server(_T.JOB_CREATED, b"H:1") + server(_T.JOB_CREATED, b"H:2"))
+    events = client.next_events()
+    assert [type(e) for e in events] == [JobCreated, JobCreated]
+    assert [e.handle for e in events] == [b"H:1", b"H:2"]  # type: ignore[attr-defined]
+    assert client.next_events() == []
+
+
+def test_next_events_delivers_the_good_events_before_raising() -> None:
+    client = client_with_job()
+    good = server(_T.WORK_DATA, b"H:vm:1", b"partial")
+    client.receive_data(good + b"\0RES\0\0\0\x0d\0\0\0\x02no")  # no NUL: one argument
+    (data,) = client.next_events()
+    assert isinstance(data, WorkData)
+    with pytest.raises(RemoteProtocolError):
+        client.next_events()
+    with pytest.raises(RemoteProtocolError):  # and it stays failed
+        client.next_events()
+
+
+def test_next_events_reports_the_close_once() -> None:
+    client = client_with_job()
+    client.receive_data(b"")
+    (closed,) = client.next_events()
+    assert isinstance(closed, ConnectionClosed)
+    assert closed.handles == (b"H:vm:1",)
+    assert client.next_events() == []
