@@ -27,6 +27,7 @@ COLOURS = {
 PARSER_LABELS = {
     "decode_small_job_assign_uniq": "decode JOB_ASSIGN_UNIQ, 16 B payload",
     "decode_small_client_stream": "decode JOB_CREATED + WORK_COMPLETE, 16 B result",
+    "reference_inlined_client_loop": "(reference, not the library: the same stream, hand-inlined)",
     "decode_1mib_work_complete": "decode WORK_COMPLETE, 1 MiB payload",
     "encode_submit_job": "encode SUBMIT_JOB",
 }
