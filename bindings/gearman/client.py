@@ -410,7 +410,11 @@ class GearmanClient(GearmanConnectionManager):
     def _wait_accepted(
         self, requests: list[GearmanJobRequest], deadline: float | None, losses: int = -1
     ) -> bool:
-        submit_deadline = earliest(deadline, deadline_after(self.submit_timeout))
+        submit_deadline = (
+            deadline
+            if self.submit_timeout is None
+            else earliest(deadline, deadline_after(self.submit_timeout))
+        )
         done = self._wait(requests, submit_deadline, _all_of(requests, _accepted), losses)
         for request in requests:
             request.timed_out = not _accepted(request) or request.lost
@@ -479,8 +483,17 @@ def _all_of(
 
 
 def _accepted(request: GearmanJobRequest) -> bool:
-    return request.state != proto.JobState.PENDING and not request.retryable
+    """Created, refused or lost: not waiting for JOB_CREATED, not to be resent."""
+    state = request.state
+    if state is _UNKNOWN:
+        return request.lost or request.attempts == 0  # else: retryable
+    return state is not _PENDING
 
 
 def _finished(request: GearmanJobRequest) -> bool:
-    return request.finished and not request.retryable
+    """Nothing more will happen to it (a finished request is never retryable)."""
+    return request.finished
+
+
+_UNKNOWN = proto.JobState.UNKNOWN
+_PENDING = proto.JobState.PENDING
