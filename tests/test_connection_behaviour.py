@@ -1128,3 +1128,31 @@ def test_next_events_reports_the_close_once() -> None:
     assert isinstance(closed, ConnectionClosed)
     assert closed.handles == (b"H:vm:1",)
     assert client.next_events() == []
+
+
+def test_fast_encoders_keep_the_8k_field_limit_to_the_byte() -> None:
+    # SUBMIT_JOB fields: 12-byte header + function NUL + unique NUL <= 8192.
+    client = ClientConnection()
+    fits = SubmitJob(function=b"f" * 4000, unique=b"u" * (8192 - 12 - 2 - 4000), payload=b"p")
+    assert len(client.send(fits)) == 8192 + 1
+    with pytest.raises(LocalProtocolError, match="8192"):
+        client.send(SubmitJob(function=b"f" * 4000, unique=b"u" * (8192 - 12 - 2 - 4000 + 1)))
+    assert len(client.unanswered) == 1  # only the one that fitted
+
+    # WORK_COMPLETE: 12-byte header + handle NUL <= 8192; the payload is exempt.
+    worker = WorkerConnection()
+    worker.send(CanDo(function=b"f"))
+    long_handle = b"H" * (8192 - 12 - 1 + 1)
+    feed(worker, assign(handle=long_handle))
+    with pytest.raises(LocalProtocolError, match="8192"):
+        worker.send(WorkComplete(handle=long_handle, payload=b"x" * 100_000))
+    assert worker.data_to_send() == b""
+    assert [job.handle for job in worker.jobs] == [long_handle]  # still held
+
+    worker = WorkerConnection()
+    worker.send(CanDo(function=b"f"))
+    handle = b"H" * (8192 - 12 - 1)
+    feed(worker, assign(handle=handle))
+    sent = worker.send(WorkComplete(handle=handle, payload=b"x"))
+    assert sent == encode_event(WorkComplete(handle=handle, payload=b"x")) + GRAB_JOB_UNIQ
+    assert len(sent) == 8192 + 1 + len(GRAB_JOB_UNIQ)
