@@ -20,20 +20,19 @@ between two lines is what that layer costs.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import select
 import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import gearman
 import gearman_proto as proto
+from benchmarks.harness import low_latency
 from devtools.gearmand import Gearmand
 
 PAYLOAD = b"0123456789abcdef"
@@ -103,21 +102,6 @@ def binding_loop(port: int) -> Callable[[int], None]:
     return run
 
 
-@contextlib.contextmanager
-def low_latency() -> Iterator[None]:
-    """Keep idle CPUs polling (as benchmarks/run does), if allowed."""
-    try:
-        handle = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
-    except OSError:
-        yield
-        return
-    try:
-        os.write(handle, struct.pack("i", 0))
-        yield
-    finally:
-        os.close(handle)
-
-
 def measure(run: Callable[[int], None], n: int, repeat: int) -> tuple[float, float]:
     """(jobs/s, CPU µs per job) of the fastest of *repeat* rounds."""
     run(min(n, 200))  # warm-up
@@ -136,7 +120,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20000, help="jobs per round")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per loop")
     arguments = parser.parse_args()
-    with low_latency():
+    with low_latency(enabled=True):
         for name, make in (("raw", raw_loop), ("core", core_loop), ("binding", binding_loop)):
             # A fresh server per loop: gearmand slows down as its queue grows.
             with Gearmand() as server:

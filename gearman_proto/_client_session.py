@@ -131,10 +131,7 @@ class JobRequest:
     @property
     def finished(self) -> bool:
         """Nothing more will happen to it: complete, refused, or lost."""
-        state = self.state
-        if state is JobState.CREATED:
-            return self.background  # a background job ends at JOB_CREATED
-        return state is JobState.COMPLETE or state is JobState.FAILED or self.lost
+        return self.complete or self.lost or self.state is JobState.FAILED
 
     @property
     def retryable(self) -> bool:

@@ -458,7 +458,7 @@ class ClientConnection(_Connection):
     def _send(self, event: Event) -> None:
         kind = type(event)
         if kind in _CLIENT_REQUESTS:
-            self._outbox.append(encode_event(event))  # sendable: checked by queue()
+            self._queue(encode_event(event))
             self._unanswered.append(event)
         elif kind is SetClientId:
             self._queue(encode_event(event))
@@ -721,7 +721,7 @@ class WorkerConnection(_Connection):
                 raise LocalProtocolError(
                     f"{kind.__name__} for job {handle!r}, which this connection does not hold"
                 )
-            self._outbox.append(encode_event(event))  # sendable: checked by queue()
+            self._queue(encode_event(event))
             if kind in _TERMINAL_WORK:
                 del self._jobs[handle]
                 self._grab_if_room()

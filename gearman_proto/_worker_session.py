@@ -183,16 +183,15 @@ class WorkerSession:
         """Apply one event read from *server*; return jobs to run (0 or 1)."""
         kind = type(event)
         if kind is JobAssigned:
-            if len(self.connections) > 1:
-                self._rebalance()
+            self._rebalance_shared()
             return [event]  # type: ignore[list-item]
         if kind is ConnectionClosed:
             self.connection_lost(server, now)
         elif kind is ServerError:
             assert isinstance(event, ServerError)
             logger.warning("%s: server error %r: %r", server, event.code, event.text)
-        elif len(self.connections) > 1:
-            self._rebalance()
+        else:
+            self._rebalance_shared()
         return []
 
     # ------------------------------------------------------------- replies
@@ -234,23 +233,26 @@ class WorkerSession:
             logger.warning("%s: connection lost, dropping %s", server, type(event).__name__)
             return False
         connection.queue(event)
-        if len(self.connections) > 1:
-            self._rebalance()
+        self._rebalance_shared()
         return True
 
-    def _rebalance(self) -> None:
-        """Let connections grab while the worker has room, in turn.
+    def _rebalance_shared(self) -> None:
+        """Rebalance after a move on one connection (a job in or out, NO_JOB, NOOP).
 
-        A single connection keeps the budget itself (its ``max_jobs``), so a
-        job arriving or ending there needs no rebalancing; only a change of
-        :attr:`accepting` or of the set of connections does.
+        Only needed when several connections share the job budget: a single
+        one keeps it itself (its ``max_jobs``), and only a change of
+        :attr:`accepting` or of the set of connections concerns it.
         """
+        if len(self.connections) > 1:
+            self._rebalance()
+
+    def _rebalance(self) -> None:
+        """Let connections grab while the worker has room, in turn."""
         if len(self.connections) <= 1:
             # One connection enforces the budget itself (its max_jobs), so
             # only a change of the session's own flag needs passing on.
             for connection in self.connections.values():
-                if connection.accepting is not self._accepting:
-                    connection.accepting = self._accepting
+                connection.accepting = self._accepting  # a no-op unless it changed
             return
         connections = list(self.connections.values())
         busy = sum(c.held_jobs + _grabbing(c) for c in connections)

@@ -13,7 +13,7 @@ import logging
 import select
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import gearman_proto as proto
 
@@ -123,13 +123,6 @@ class Pump:
         for link in list(self._links.values()):
             self.remove(link)
 
-    def send(self, link: Link, data: bytes) -> bool:
-        """Write *data* on *link*; on failure treat the link as closed."""
-        if self._write(link, data):
-            return True
-        self._lost(link)
-        return False
-
     def _write(self, link: Link, data: bytes) -> bool:
         """Write *data*; on failure log it, fail the connection and return False."""
         try:
@@ -227,8 +220,5 @@ def deadline_after(timeout: float | None) -> float | None:
 
 def earliest(*deadlines: float | None) -> float | None:
     """The earliest of the given deadlines (None means no deadline)."""
-    first, *others = deadlines
-    for deadline in others:
-        if deadline is not None and (first is None or deadline < first):
-            first = deadline
-    return first
+    real: Iterable[float] = [d for d in deadlines if d is not None]
+    return min(real, default=None)

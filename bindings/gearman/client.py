@@ -484,10 +484,7 @@ def _all_of(
 
 def _accepted(request: GearmanJobRequest) -> bool:
     """Created, refused or lost: not waiting for JOB_CREATED, not to be resent."""
-    state = request.state
-    if state is _UNKNOWN:
-        return request.lost or request.attempts == 0  # else: retryable
-    return state is not _PENDING
+    return request.state is not _PENDING and not request.retryable
 
 
 def _finished(request: GearmanJobRequest) -> bool:
@@ -495,5 +492,4 @@ def _finished(request: GearmanJobRequest) -> bool:
     return request.finished
 
 
-_UNKNOWN = proto.JobState.UNKNOWN
 _PENDING = proto.JobState.PENDING
