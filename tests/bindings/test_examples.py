@@ -10,7 +10,7 @@ import pytest
 
 from devtools.gearmand import Gearmand, GearmandFactory
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run_example(name: str, *arguments: str) -> subprocess.CompletedProcess[str]:

@@ -30,7 +30,7 @@ from gearman_proto import (
     UnknownPacket,
 )
 
-FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
+FUZZ = Path(__file__).resolve().parents[2] / "fuzz"
 
 
 def _load_harness() -> ModuleType:
