@@ -17,6 +17,11 @@ benchmarks/README.md. In one run it
    goes wrong;
 4. takes medians, runs ``benchmarks/parser.py``, and writes the table to the
    terminal, ``results/latest.md``, ``latest.json`` and ``latest.png``.
+
+``ours`` is the binding of this working tree. ``ours@REV`` is the same
+contender script run against the binding and core of git revision REV,
+extracted once per run into a temporary directory (``git archive``), so a
+before/after comparison shares one run's rounds and machine conditions.
 """
 
 from __future__ import annotations
@@ -134,6 +139,10 @@ class Contender:
     python_peer: bool = False  # counts for "best Python peer"
     available: bool = True
     reason: str = ""
+    env: dict[str, str] = dataclasses.field(default_factory=dict)  # added to its processes'
+    revision: str | None = None  # ours and ours@REV: the commit (or the tree's description)
+    imports: dict[str, str] = dataclasses.field(default_factory=dict)  # module -> file
+    note: str = ""  # why it takes part in fewer scenarios than it could
 
     def argv(
         self, role: str, scenario: str, n: int, address: str, size: int, timeout: float
@@ -152,6 +161,13 @@ class Contender:
 
 ALL_KINDS = frozenset({"fg", "pipe", "bg", "drain", "large"})
 CONTENDER_NAMES = ("ours", "gear", "pygearman", "libgearman", "gearman-cli")
+#: ``ours@REV``: our binding at git revision REV (any spelling git understands).
+AT = "@"
+
+
+def is_ours(name: str) -> bool:
+    """``ours`` (the working tree) or ``ours@REV`` (a git revision of it)."""
+    return name == "ours" or name.startswith("ours" + AT)
 
 
 # --------------------------------------------------------------- preparation
@@ -227,15 +243,24 @@ LABELS = {
 }
 
 
-def make_contender(name: str, build_dir: Path) -> Contender:
-    """One contender; if it cannot run here, marked unavailable with the reason."""
+def make_contender(
+    name: str, build_dir: Path, checkout: Path | None = None, commit: str | None = None
+) -> Contender:
+    """One contender; if it cannot run here, marked unavailable with the reason.
+
+    ``ours@REV`` needs *checkout*, the directory REV was extracted to, and its *commit* id.
+    """
+    if name == "ours":
+        return make_ours(name, REPO, describe_working_tree())
+    if is_ours(name):
+        if checkout is None or commit is None:
+            raise HarnessError(f"{name}: the revision has not been extracted")
+        return make_ours(name, checkout, commit)
     label = LABELS[name]
     python_peer = name in ("gear", "pygearman")
     kinds = frozenset({"bg", "drain"}) if name == "gearman-cli" else ALL_KINDS
     try:
-        if name == "ours":
-            command = [sys.executable, str(CONTENDERS_DIR / "ours.py")]
-        elif python_peer:
+        if python_peer:
             command = [str(ensure_peers_venv()), str(CONTENDERS_DIR / f"peer_{name}.py")]
         elif name == "libgearman":
             command = [str(build_gmbench(build_dir))]
@@ -246,6 +271,178 @@ def make_contender(name: str, build_dir: Path) -> Contender:
     except (HarnessError, OSError, subprocess.SubprocessError) as error:
         return Contender(name, label, [], kinds, python_peer, available=False, reason=str(error))
     return Contender(name, label, command, kinds, python_peer)
+
+
+# ------------------------------------------------- ours at a git revision
+
+#: What contenders/ours.py uses of the python-gearman API, per scenario kind.
+#: An older revision that lacks some of it still runs the other scenarios.
+_CLIENT_API = ("GearmanClient", "GearmanClient.submit_job", "JOB_COMPLETE")
+_WORKER_API = (
+    "GearmanWorker",
+    "GearmanWorker.register_task",
+    "GearmanWorker.work",
+    "GearmanWorker.after_job",
+)
+OURS_API = {
+    "fg": (*_CLIENT_API, *_WORKER_API),
+    "pipe": (*_CLIENT_API, "GearmanClient.submit_multiple_jobs", *_WORKER_API),
+    "bg": ("GearmanClient", "GearmanClient.submit_job", "JOB_CREATED"),
+    "drain": _WORKER_API,
+    "large": (*_CLIENT_API, *_WORKER_API),
+}
+
+#: Run with a contender's environment: which gearman and gearman_proto it
+#: imports, and which of OURS_API they lack.
+_PREFLIGHT = """
+import json, sys
+# As in the contender: its sys.path[0] is contenders/, not the current directory.
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+try:
+    import gearman, gearman_proto
+except Exception as error:
+    print(json.dumps({"error": f"import failed: {type(error).__name__}: {error}"}))
+    sys.exit(0)
+def has(dotted):
+    target = gearman
+    for part in dotted.split("."):
+        if not hasattr(target, part):
+            return False
+        target = getattr(target, part)
+    return True
+names = sorted({name for api in json.loads(sys.argv[1]).values() for name in api})
+print(json.dumps({
+    "imports": {"gearman": gearman.__file__, "gearman_proto": gearman_proto.__file__},
+    "missing": [name for name in names if not has(name)],
+}))
+"""
+
+
+def source_path(root: Path) -> dict[str, str]:
+    """PYTHONPATH for our contender: gearman_proto from *root*, gearman from its bindings/.
+
+    Set for the working tree too: the interpreter's editable install may
+    point at another checkout (a worktree sharing one .venv, say).
+    """
+    return {"PYTHONPATH": os.pathsep.join([str(root), str(root / "bindings")])}
+
+
+def describe_working_tree() -> str:
+    """The working tree's commit, with "-dirty" for uncommitted changes ("" outside git)."""
+    return _first_line(["git", "-C", str(REPO), "describe", "--always", "--dirty"], default="")
+
+
+def make_ours(name: str, root: Path, revision: str) -> Contender:
+    """``ours`` (the working tree, *root* = REPO) or ``ours@REV`` (*root*: REV extracted).
+
+    The contender script is always the working tree's contenders/ours.py; only
+    the library it imports comes from *root*. A preflight run checks that it
+    really imports gearman and gearman_proto from *root* (not from an editable
+    install), and leaves out the scenarios whose API the revision lacks.
+    """
+    label = LABELS["ours"] if name == "ours" else name
+    command = [sys.executable, str(CONTENDERS_DIR / "ours.py")]
+    env = source_path(root)
+    contender = Contender(name, label, command, ALL_KINDS, env=env, revision=revision)
+    where = "the working tree" if name == "ours" else f"{name} ({revision[:12]})"
+    layout = [part for part in ("gearman_proto", "bindings/gearman") if not (root / part).is_dir()]
+    if layout:
+        contender.available = False
+        contender.reason = (
+            f"{where} has no {' and no '.join(f'{part}/' for part in layout)}: "
+            "only revisions with gearman_proto/ and bindings/gearman/ can be measured"
+        )
+        return contender
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PREFLIGHT, json.dumps(OURS_API)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=child_env(env),
+        )
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, IndexError, json.JSONDecodeError) as error:
+        answer = {"error": f"preflight failed: {error}"}
+    if "error" in answer:
+        contender.available = False
+        contender.reason = f"{where}: {answer['error']}"
+        return contender
+    contender.imports = answer["imports"]
+    strays = {
+        module: path
+        for module, path in contender.imports.items()
+        if not Path(path).resolve().is_relative_to(root.resolve())
+    }
+    if strays:
+        contender.available = False
+        contender.reason = (
+            f"{where} has no importable {', '.join(strays)} under {root} "
+            f"(they would come from {', '.join(strays.values())})"
+        )
+        return contender
+    missing = set(answer["missing"])
+    kinds = frozenset(kind for kind, api in OURS_API.items() if not missing & set(api))
+    if not kinds:
+        contender.available = False
+        contender.reason = f"{where}: gearman lacks {', '.join(sorted(missing))}"
+    elif kinds != ALL_KINDS:
+        contender.scenarios = kinds
+        contender.note = (
+            f"{where}: gearman lacks {', '.join(sorted(missing))}, so it skips "
+            f"{', '.join(sorted(ALL_KINDS - kinds))}"
+        )
+    return contender
+
+
+def resolve_revision(revision: str) -> str:
+    """The full commit id of *revision* in this repository; HarnessError if there is none."""
+    if not revision or revision.startswith("-"):
+        raise HarnessError(f"not a git revision: {revision!r}")
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        raise HarnessError(f"cannot run git to resolve {revision!r}: {error}") from error
+    if done.returncode != 0 or not done.stdout.strip():
+        raise HarnessError(f"{revision!r} is not a commit of the repository in {REPO}")
+    return done.stdout.strip()
+
+
+@contextlib.contextmanager
+def extracted(commit: str) -> Iterator[Path]:
+    """*commit*'s files in a fresh temporary directory (``git archive | tar -x``), removed after."""
+    root = Path(tempfile.mkdtemp(prefix=f"bench-ours-{commit[:12]}-"))
+    try:
+        with subprocess.Popen(
+            ["git", "-C", str(REPO), "archive", "--format=tar", commit],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as archive:
+            untar = subprocess.run(
+                ["tar", "-x", "-C", str(root)],
+                stdin=archive.stdout,
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+            if archive.stdout is not None:
+                archive.stdout.close()
+            archive_error = archive.stderr.read() if archive.stderr is not None else b""
+            archive.wait(120)
+        if archive.returncode != 0 or untar.returncode != 0:
+            problem = (archive_error + untar.stderr).decode(errors="replace").strip()
+            raise HarnessError(f"cannot extract {commit[:12]} with git archive | tar: {problem}")
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ processes
@@ -271,20 +468,26 @@ def kill_all() -> None:
         _kill(process)
 
 
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a contender process: ours without PYTHONPATH/HOME, plus *extra*."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(extra or {})
+    return env
+
+
 class Child:
     """One contender process: its own session, stdout captured, stderr in a file."""
 
-    def __init__(self, argv: list[str], what: str) -> None:
+    def __init__(self, argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
         self.what = what
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by result and kill)
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         self.process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             start_new_session=True,
-            env=env,
+            env=child_env(env),
         )
         _LIVE.add(self.process)
 
@@ -419,7 +622,8 @@ class Bench:
         argv = self.helper.argv(
             "client", "fill", count, self.server.address, SMALL_PAYLOAD, self.timeout
         )
-        Child(argv, f"helper {self.helper.name} queueing {count} jobs").result(self.timeout)
+        what = f"helper {self.helper.name} queueing {count} jobs"
+        Child(argv, what, self.helper.env).result(self.timeout)
         deadline = time.monotonic() + 10
         while self.server.status().get("reverse", (0, 0, 0))[0] < count:
             if time.monotonic() > deadline:
@@ -471,7 +675,7 @@ class Bench:
                     argv = contender.argv(
                         side, scenario.kind, n, address, scenario.payload_size, self.timeout
                     )
-                    children[side] = Child(argv, f"{what} {side}")
+                    children[side] = Child(argv, f"{what} {side}", contender.env)
             answers: dict[str, dict[str, Any]] = {}
             for side in ("client", "worker"):
                 if side in children:
@@ -502,17 +706,16 @@ def summarize(samples: list[Sample]) -> dict[str, dict[str, dict[str, Any]]]:
     for per_contender in summary.values():
         for name, entry in per_contender.items():
             ok: list[Sample] = entry["ok"]
-            per_contender[name] = {
-                "n": ok[0].n if ok else None,
-                "throughput": median([s.throughput for s in ok]),
-                "throughput_min": min((s.throughput for s in ok), default=None),
-                "throughput_max": max((s.throughput for s in ok), default=None),
-                "client_cpu": median([s.client_cpu for s in ok if s.client_cpu is not None]),
-                "worker_cpu": median([s.worker_cpu for s in ok if s.worker_cpu is not None]),
-                "server_cpu": median([s.server_cpu for s in ok if s.server_cpu is not None]),
-                "samples": len(ok),
-                "errors": [s.error for s in entry["errors"]],
-            }
+            figures: dict[str, Any] = {"n": ok[0].n if ok else None}
+            for field in ("throughput", "client_cpu", "worker_cpu", "server_cpu"):
+                values = [getattr(s, field) for s in ok if getattr(s, field) is not None]
+                figures[field] = median(values)
+                # The run-to-run spread: the slowest and fastest repetition.
+                figures[f"{field}_min"] = min(values, default=None)
+                figures[f"{field}_max"] = max(values, default=None)
+            figures["samples"] = len(ok)
+            figures["errors"] = [s.error for s in entry["errors"]]
+            per_contender[name] = figures
     return summary
 
 
@@ -528,7 +731,14 @@ def run_parser(seconds: float) -> dict[str, Any]:
             "--json",
             str(target),
         ]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            env=child_env(source_path(REPO)),  # the working tree's core
+        )
         if done.returncode != 0:
             return {"error": done.stderr.strip()[-1500:] or f"exit status {done.returncode}"}
         return json.loads(target.read_text())  # type: ignore[no-any-return]
@@ -558,13 +768,13 @@ def machine_info(peers_python: str | None) -> dict[str, Any]:
     return info
 
 
-def _first_line(*commands: list[str]) -> str:
+def _first_line(*commands: list[str], default: str = "unknown") -> str:
     for command in commands:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             done = subprocess.run(command, capture_output=True, text=True, timeout=20, check=False)
             if done.returncode == 0 and done.stdout.strip():
                 return done.stdout.strip().splitlines()[0].split(" - ")[0]
-    return "unknown"
+    return default
 
 
 def cpu_clocks() -> tuple[float, float, float]:
@@ -632,6 +842,7 @@ def size_runs(
     ``--n`` (``--large-n`` for large payloads).
     """
     sizes: dict[tuple[str, str], int] = {}
+    probed: set[tuple[str, str]] = set()  # sized from a successful probe
     for scenario in scenarios:
         top = options.large_n if scenario.large else options.n
         floor = 1 if scenario.large else min(options.min_n, top)
@@ -656,20 +867,48 @@ def size_runs(
                 n = min(top, max(4 * n, int(rate * options.target_seconds / 3)))
             sized = floor if math.isnan(rate) else int(rate * options.target_seconds)
             sizes[key] = max(floor, min(top, sized))
+            if not math.isnan(rate):
+                probed.add(key)
             say(
                 f"probe {scenario.key:<11} {contender.name:<11} {rate:>10.1f} jobs/s "
                 f"-> n = {sizes[key]}"
             )
+        # ours and ours@REV are compared with each other: give them the same n
+        # (the smallest sized one), so both measure the same work.
+        family = [key for key in probed if key[0] == scenario.key and is_ours(key[1])]
+        if len(family) > 1:
+            shared = min(sizes[key] for key in family)
+            for key in sizes:
+                if key[0] == scenario.key and is_ours(key[1]):
+                    sizes[key] = shared
+            say(f"probe {scenario.key:<11} ours and ours@REV share n = {shared}")
     return sizes
 
 
 def run(options: argparse.Namespace) -> dict[str, Any]:
+    with contextlib.ExitStack() as checkouts:
+        # Each ours@REV once per run, removed when the run ends, however it ends.
+        extracted_at = {
+            name: checkouts.enter_context(extracted(commit))
+            for name, commit in options.revisions.items()
+        }
+        for name, root in extracted_at.items():
+            say(f"{name}: {options.revisions[name][:12]} extracted to {root}")
+        return _run(options, extracted_at)
+
+
+def _run(options: argparse.Namespace, extracted_at: dict[str, Path]) -> dict[str, Any]:
     started = time.monotonic()
     scenarios = build_scenarios(options.scenarios, options.large_sizes)
-    contenders = [make_contender(name, options.build_dir) for name in options.contenders]
+    contenders = [
+        make_contender(name, options.build_dir, extracted_at.get(name), options.revisions.get(name))
+        for name in options.contenders
+    ]
     for contender in contenders:
         if not contender.available:
             say(f"{contender.name} is left out: {contender.reason}")
+        elif contender.note:
+            say(f"{contender.name}: {contender.note}")
     usable = [c for c in contenders if c.available]
     if not usable:
         raise HarnessError("no contender can run")
@@ -747,6 +986,11 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                 "python_peer": c.python_peer,
                 "scenarios": sorted(c.scenarios),
             }
+            | (
+                {"revision": c.revision, "imports": c.imports, "note": c.note}
+                if is_ours(c.name)
+                else {}
+            )
             for c in contenders
         ],
         "scenarios": [dataclasses.asdict(s) | {"unit": s.unit} for s in scenarios],
@@ -794,9 +1038,10 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--probe-n", type=int, default=40, help="jobs of a sizing probe")
     parser.add_argument(
         "--contenders",
-        type=_names(CONTENDER_NAMES),
+        type=_contender_names,
         default=list(CONTENDER_NAMES),
-        help="comma-separated",
+        help="comma-separated; ours@REV is our binding at git revision REV (for example "
+        "ours,ours@HEAD~1: before and after a change, interleaved in one run)",
     )
     parser.add_argument(
         "--scenarios",
@@ -836,7 +1081,33 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     options.argv = list(sys.argv[1:] if argv is None else argv)
     if min(options.n, options.large_n, options.repeat, options.min_n, options.probe_n) < 1:
         parser.error("--n, --large-n, --repeat, --min-n and --probe-n must be at least 1")
+    options.revisions = {}  # ours@REV -> the commit id REV names
+    for name in options.contenders:
+        if name.startswith("ours" + AT):
+            try:
+                options.revisions[name] = resolve_revision(name[len("ours" + AT) :])
+            except HarnessError as error:
+                parser.error(f"--contenders {name}: {error}")
     return options
+
+
+def _contender_names(text: str) -> list[str]:
+    """--contenders: the known names, and ours@REV for any git revision REV."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [
+        name
+        for name in names
+        if name not in CONTENDER_NAMES and not (is_ours(name) and len(name) > len("ours" + AT))
+    ]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown {', '.join(unknown) or 'empty list'}; choose from "
+            f"{', '.join(CONTENDER_NAMES)}, ours@REV"
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"named more than once: {', '.join(repeated)}")
+    return names
 
 
 def _sizes(text: str) -> list[int]:

@@ -23,6 +23,8 @@ COLOURS = {
     "libgearman": "#7f7f7f",
     "gearman-cli": "#bcbd22",
 }
+#: ours@REV: our binding at an older revision.
+OLD_OURS_COLOUR = "#9ecae1"
 
 PARSER_LABELS = {
     "decode_small_job_assign_uniq": "decode JOB_ASSIGN_UNIQ, 16 B payload",
@@ -95,6 +97,122 @@ def table_data(results: dict[str, Any]) -> list[dict[str, Any]]:
     return data
 
 
+def is_ours(name: str) -> bool:
+    """``ours`` (the working tree) or ``ours@REV`` (a git revision of it)."""
+    return name == "ours" or name.startswith("ours@")
+
+
+def colour(name: str) -> str:
+    if name.startswith("ours@"):
+        return OLD_OURS_COLOUR
+    return COLOURS.get(name, "#333333")
+
+
+def _spread(entry: dict[str, Any], field: str) -> str:
+    """The slowest-fastest range of the repetitions, and its width in % of the median."""
+    low, high, middle = entry.get(f"{field}_min"), entry.get(f"{field}_max"), entry.get(field)
+    if low is None or high is None:
+        return "-"
+    width = f" ({(high - low) / middle * 100:.1f}%)" if middle else ""
+    return f"{number(low)}-{number(high)}{width}"
+
+
+def _ranges(new: dict[str, Any], old: dict[str, Any], field: str) -> str:
+    """Return "apart" when the two contenders' ranges of repetitions do not overlap."""
+    bounds: list[float] = []
+    for entry in (new, old):
+        low, high = entry.get(f"{field}_min"), entry.get(f"{field}_max")
+        if low is None or high is None or entry.get("samples", 0) < 2:
+            return "-"  # no figure, or one run: no spread to compare
+        bounds += [low, high]
+    new_low, new_high, old_low, old_high = bounds
+    return "apart" if new_high < old_low or old_high < new_low else "overlap"
+
+
+def _per_round(results: dict[str, Any], key: str, field: str, new: str, old: str) -> str:
+    """The range of *new* ÷ *old* over the rounds, each round's two figures paired.
+
+    Both were measured in the same round, one right after the other, so a
+    drift of the machine over the run cancels out of each round's ratio.
+    """
+    rounds: dict[int, dict[str, float]] = {}
+    for sample in results.get("samples", []):
+        value = sample.get(field)
+        if sample["scenario"] == key and sample["rep"] >= 0 and not sample["error"] and value:
+            rounds.setdefault(sample["rep"], {})[sample["contender"]] = value
+    ratios = [pair[new] / pair[old] for pair in rounds.values() if new in pair and old in pair]
+    if not ratios:
+        return "-"
+    if len(ratios) == 1:
+        return number(ratios[0])
+    return f"{number(min(ratios))}-{number(max(ratios))}"
+
+
+def before_after(results: dict[str, Any]) -> list[str]:
+    """The section comparing ours with ours@REV (nothing unless both took part).
+
+    For every scenario and metric: each one's median and its run-to-run spread
+    (min-max of the repetitions), the ratio of the medians, its range over the
+    rounds, and whether the two spreads overlap, so a reader can tell a change
+    from noise.
+    """
+    family = [c for c in results["contenders"] if c["available"] and is_ours(c["name"])]
+    if len(family) < 2:
+        return []
+    new = next((c for c in family if c["name"] == "ours"), family[0])
+    olds = [c for c in family if c is not new]
+    repeat = results["meta"]["config"]["repeat"]
+
+    def who(contender: dict[str, Any]) -> str:
+        revision = contender.get("revision") or "?"
+        if contender["name"] == "ours":
+            return f"`ours` is the working tree ({revision})"
+        return f"`{contender['name']}` is commit {revision[:12]}"
+
+    def short(contender: dict[str, Any]) -> str:
+        return "ours (working tree)" if contender["name"] == "ours" else contender["name"]
+
+    lines = [
+        "",
+        f"Before and after: {'; '.join(who(c) for c in [new, *olds])}. The same "
+        "contender script drives each, with the same n, interleaved in the same rounds. "
+        f"Figures are medians of {repeat} {'run' if repeat == 1 else 'runs'}; spread: "
+        "the slowest and fastest run, and the width of that range in % of the median. "
+        f"Ratio: {new['name']} ÷ the other, of the medians (throughput above 1 is faster, "
+        "CPU below 1 is cheaper); per round: the lowest and highest ratio of the two "
+        'figures of one round, measured back to back. Ranges: "apart" when the two '
+        "spreads do not overlap, so the difference exceeds the run-to-run noise of this "
+        'run; "overlap" when they do.',
+        "",
+    ]
+    header = ["scenario", "metric", short(new), "spread"]
+    for old in olds:
+        header += [old["name"], "spread"]
+    for old in olds:
+        header += [f"{new['name']} ÷ {old['name']}", "per round", "ranges"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("| --- | --- | " + " | ".join("---:" for _ in header[2:]) + " |")
+    for key, field, label, _higher_better in _rows(results):
+        per = results["summary"].get(key, {})
+        entries = {c["name"]: per.get(c["name"], {}) for c in family}
+        if all(entries[c["name"]].get(field) is None for c in family):
+            continue  # e.g. a scenario the revision skips, or failed everywhere
+        cells = [key, label]
+        for contender in [new, *olds]:
+            entry = entries[contender["name"]]
+            cells += [number(entry.get(field)), _spread(entry, field)]
+        new_entry = entries[new["name"]]
+        for old in olds:
+            old_entry = entries[old["name"]]
+            cells += [
+                number(_ratio(new_entry.get(field), old_entry.get(field))),
+                _per_round(results, key, field, new["name"], old["name"]),
+                _ranges(new_entry, old_entry, field),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def _load_note(load: dict[str, float] | None) -> str:
     if not load:
         return ""
@@ -148,6 +266,7 @@ def markdown(results: dict[str, Any]) -> str:
         best = row["best_peer"]
         cells.append(f"{number(row['vs_best_peer'])} ({best})" if best else "-")
         lines.append("| " + " | ".join(cells) + " |")
+    lines += before_after(results)
 
     if config["target_seconds"] > 0:
         sizing = (
@@ -179,17 +298,20 @@ def markdown(results: dict[str, Any]) -> str:
                 )
 
     left_out = [c for c in results["contenders"] if not c["available"]]
+    partial = [c for c in results["contenders"] if c["available"] and c.get("note")]
     failures = [
         (key, name, len(entry["errors"]), entry["errors"][0])
         for key, per in results["summary"].items()
         for name, entry in per.items()
         if entry["errors"]
     ]
-    if left_out or failures:
+    if left_out or partial or failures:
         lines += ["", "Problems:", ""]
         for contender in left_out:
             reason = contender["reason"].splitlines()[0] if contender["reason"] else ""
             lines.append(f"- {contender['label']} left out: {reason}")
+        for contender in partial:
+            lines.append(f"- {contender['label']}: {contender['note']}")
         for key, name, count, first in failures:
             lines.append(f"- {name} {key}: {count} failed runs; first: {first.splitlines()[0]}")
     return "\n".join(lines) + "\n"
@@ -233,7 +355,7 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
         bars = axis.bar(
             range(len(shown)),
             values,
-            color=[COLOURS.get(c["name"], "#333333") for c in shown],
+            color=[colour(c["name"]) for c in shown],
         )
         axis.bar_label(bars, labels=[number(v) for v in values], fontsize=8)
         axis.set_xticks(range(len(shown)), [c["name"] for c in shown], rotation=25, fontsize=8)

@@ -1,7 +1,10 @@
-"""Contender: this project's blocking binding (``import gearman`` from .venv).
+"""Contender: this project's blocking binding (``import gearman``).
 
 Run with the project's interpreter: ``.venv/bin/python benchmarks/contenders/ours.py
---role client --scenario fg --n 1000 --address 127.0.0.1:4730``.
+--role client --scenario fg --n 1000 --address 127.0.0.1:4730``. The harness sets
+PYTHONPATH to the working tree (``ours``) or to an extracted older revision
+(``ours@REV``), so the same script measures either; it uses only the public
+python-gearman API, which older revisions share.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """The end-to-end benchmark (benchmarks/run) still runs: a tiny workload, no timings asserted.
 
-Our binding always takes part; libgearman's C contender too when a compiler
-and libgearman's headers are installed (scripts/setup installs both). The
-peers (gear, pygearman) are left out: they need their own virtual
-environment, which needs a package index.
+Our binding always takes part, and in a git checkout also ``ours@HEAD``: the
+binding of the last commit, extracted by the harness, for the before/after
+comparison. libgearman's C contender takes part when a compiler and
+libgearman's headers are installed (scripts/setup installs both). The peers
+(gear, pygearman) are left out: they need their own virtual environment,
+which needs a package index.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = {"fg", "pipe", "bg", "drain", "large-64KiB"}
@@ -23,10 +26,27 @@ def c_contender_can_build() -> bool:
     return shutil.which("cc") is not None and Path("/usr/include/libgearman-1.0/gearman.h").exists()
 
 
+def head_commit() -> str | None:
+    """The commit of HEAD, or None outside a git checkout."""
+    if shutil.which("git") is None:
+        return None
+    done = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def test_benchmark_runs_every_scenario_and_writes_valid_results(
     gearmand_path: str, tmp_path: Path
 ) -> None:
-    contenders = ["ours", "libgearman"] if c_contender_can_build() else ["ours"]
+    head = head_commit()
+    contenders = ["ours"]
+    contenders += ["ours@HEAD"] if head else []
+    contenders += ["libgearman"] if c_contender_can_build() else []
     output = tmp_path / "results"
     tiny = "--n 20 --large-n 2 --large-sizes 65536 --repeat 1 --target-seconds 0"
     quick = "--parser-seconds 0.01 --timeout 60 --no-chart --no-low-latency"
@@ -64,6 +84,41 @@ def test_benchmark_runs_every_scenario_and_writes_valid_results(
     for key in SCENARIOS:
         assert f"| {key} | " in table
     assert "FAILED" not in done.stderr
+    if head:
+        check_before_and_after(results, table, head)
+
+
+def check_before_and_after(results: dict[str, Any], table: str, head: str) -> None:
+    """ours@HEAD ran the extracted commit's binding, and the A/B table has both with figures."""
+    entries = {entry["name"]: entry for entry in results["contenders"]}
+    old = entries["ours@HEAD"]
+    assert old["available"], old["reason"]
+    assert old["label"] == "ours@HEAD"
+    assert old["revision"] == head
+    for module, path in old["imports"].items():
+        # Imported from the extracted copy, not from this tree or an editable install.
+        assert not Path(path).is_relative_to(REPO), (module, path)
+        assert not Path(path).exists(), f"{path}: the extracted copy was not removed"
+    working_tree = entries["ours"]["imports"]
+    assert all(Path(path).is_relative_to(REPO) for path in working_tree.values()), working_tree
+
+    # The paragraph after "Before and after: ..." is its table, one row per figure.
+    section = table[table.index("Before and after:") :].split("\n\n")[1]
+    header, _rule, *rows = section.splitlines()
+    assert "| ours (working tree) | spread | ours@HEAD | spread | ours ÷ ours@HEAD |" in header
+    expected = {(key, "jobs/s") for key in SCENARIOS - {"large-64KiB"}}
+    expected |= {(key, "client CPU µs/job") for key in SCENARIOS - {"drain", "large-64KiB"}}
+    expected |= {(key, "worker CPU µs/job") for key in SCENARIOS - {"bg", "large-64KiB"}}
+    expected |= {("large-64KiB", f"{side} CPU µs/MiB") for side in ("client", "worker")}
+    expected.add(("large-64KiB", "MiB/s"))
+    seen = set()
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        key, metric, new, new_spread, old_figure, old_spread, ratio = cells[:7]
+        seen.add((key, metric))
+        for cell in (new, new_spread, old_figure, old_spread, ratio):
+            assert cell != "-", row
+    assert seen == expected
 
 
 def test_report_rerenders_a_saved_run(tmp_path: Path) -> None:
