@@ -7,7 +7,18 @@ embed it in any event loop.  The public names are re-exported here; see
 
 from __future__ import annotations
 
-from ._client_session import ClientSession, JobRequest, JobState, StatusQuery
+from ._client_session import (
+    ClientSession,
+    Goal,
+    JobRequest,
+    JobState,
+    Loss,
+    StatusQuery,
+    acceptance_deadline,
+    make_submission,
+    settle,
+    undelivered,
+)
 from ._connection import (
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_MAX_PACKET_SIZE,
@@ -20,6 +31,7 @@ from ._connection import (
 from ._errors import (
     AttemptsExceeded,
     LocalProtocolError,
+    NoServerAvailable,
     PacketTooLarge,
     ProtocolError,
     RemoteProtocolError,
@@ -106,6 +118,7 @@ __all__ = [
     "FunctionStatus",
     "GetStatus",
     "GetStatusUnique",
+    "Goal",
     "GrabMode",
     "JobAssigned",
     "JobCreated",
@@ -117,7 +130,9 @@ __all__ = [
     "JobsReply",
     "Layout",
     "LocalProtocolError",
+    "Loss",
     "NoJob",
+    "NoServerAvailable",
     "Noop",
     "OptionAccepted",
     "PacketTooLarge",
@@ -154,7 +169,11 @@ __all__ = [
     "WorkerSession",
     "WorkerState",
     "WorkersReply",
+    "acceptance_deadline",
     "decode_body",
     "encode_packet",
+    "make_submission",
     "parse_server",
+    "settle",
+    "undelivered",
 ]

@@ -1,15 +1,22 @@
 """Client session level: job requests across one or more servers.
 
 Owns: the life of a job request (UNKNOWN -> PENDING -> CREATED -> COMPLETE
-/ FAILED, or lost), which server a request goes to, routing JOB_CREATED,
-ERROR and WORK_* events back to the requests they concern, status queries
-by handle and by unique, and what a dead connection does to the requests
-that travelled on it.  Does not own: sockets, waiting, or the clock (``now``
-is passed in).
+/ FAILED, or lost), which server a request goes to and which connection the
+binding must open for it, resending after a lost connection, routing
+JOB_CREATED, ERROR and WORK_* events back to the requests they concern,
+status queries by handle and by unique, and when a wait for requests is
+over (:class:`Goal`) and whether it timed out.  Does not own: sockets,
+waiting, or the clock (``now`` is passed in).
 
 The rules (PROTOCOL.md 4, ANCHORS.md 2.10):
-- A request lost before JOB_CREATED may be sent again, elsewhere, until it
-  has been sent ``max_attempts`` times; this is always safe.
+- A request goes to the next server in rotation that is connected, or, if
+  the next one is not, waits until the binding has connected it
+  (:meth:`ClientSession.connection_wanted`); a failed connect moves it on
+  to the next server, and with none left it ends with
+  :class:`NoServerAvailable`.
+- A request lost before JOB_CREATED is sent again by the session, as a new
+  placement, until it has been sent ``max_attempts`` times (then it ends
+  with :class:`AttemptsExceeded`); this is always safe.
 - A foreground request lost after JOB_CREATED is never sent again: a worker
   may already be running it, so it is reported as lost.
 - A background request is finished at JOB_CREATED.
@@ -21,11 +28,12 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from ._connection import DEFAULT_MAX_PACKET_SIZE, ClientConnection, drain
-from ._errors import AttemptsExceeded, LocalProtocolError
+from ._errors import AttemptsExceeded, LocalProtocolError, NoServerAvailable
 from ._events import (
     ConnectionClosed,
     Event,
@@ -34,6 +42,7 @@ from ._events import (
     JobCreated,
     JobStatus,
     JobStatusUnique,
+    Priority,
     ServerError,
     SetClientId,
     SetOption,
@@ -49,7 +58,18 @@ from ._events import (
 )
 from ._servers import ServerAddress, ServerPool
 
-__all__ = ["ClientSession", "JobRequest", "JobState", "StatusQuery"]
+__all__ = [
+    "ClientSession",
+    "Goal",
+    "JobRequest",
+    "JobState",
+    "Loss",
+    "StatusQuery",
+    "acceptance_deadline",
+    "make_submission",
+    "settle",
+    "undelivered",
+]
 
 logger = logging.getLogger("gearman_proto.client")
 
@@ -75,6 +95,17 @@ class JobState(str, enum.Enum):
         return repr(self.value)
 
 
+class Goal(enum.Enum):
+    """What a caller waits for on a job request.
+
+    ``ACCEPTED``: the server created or refused it (JOB_CREATED or ERROR).
+    ``FINISHED``: nothing more will happen to it (complete, failed or lost).
+    """
+
+    ACCEPTED = "accepted"
+    FINISHED = "finished"
+
+
 class JobRequest:
     """One submission and everything the server said about it.
 
@@ -88,6 +119,11 @@ class JobRequest:
             payload; error: the :class:`ServerError` that refused it.
         lost: the connection died after JOB_CREATED, so the outcome of this
             foreground job is unknown (it is never resubmitted).
+        delivery_error: why it could not be delivered, if so: an
+            :class:`AttemptsExceeded` (lost before JOB_CREATED on its last
+            attempt) or a :class:`NoServerAvailable`; else None.
+        timed_out: the last wait on it (:func:`settle`) ended before it
+            reached its goal.
         known, running, numerator, denominator: the latest status (from
             WORK_STATUS or a status query); numerator and denominator are
             bytes exactly as the worker sent them.
@@ -102,19 +138,27 @@ class JobRequest:
         if max_attempts < 1:
             raise LocalProtocolError("max_attempts must be at least 1")
         self.submission: Submission = submission
+        self.max_attempts = max_attempts
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every outcome: back to ``UNKNOWN``, never sent."""
         self.state = JobState.UNKNOWN
         self.handle: bytes | None = None
         self.server: ServerAddress | None = None
         self.attempts = 0
-        self.max_attempts = max_attempts
         self.result: bytes | None = None
         self.exception: bytes | None = None
         self.error: ServerError | None = None
         self.lost = False
+        self.delivery_error: AttemptsExceeded | NoServerAvailable | None = None
+        self.timed_out = False
         self.known: bool | None = None
         self.running: bool | None = None
         self.numerator: bytes | None = None
         self.denominator: bytes | None = None
+        #: servers still to try, while the request waits for a placement.
+        self._candidates: list[ServerAddress] | None = None
 
     @property
     def background(self) -> bool:
@@ -126,17 +170,39 @@ class JobRequest:
         """python-gearman's ``complete``: created (background) or ended (foreground)."""
         if self.background:
             return self.state is JobState.CREATED
-        return self.state in (JobState.COMPLETE, JobState.FAILED)
+        return self.state in _ENDED
+
+    @property
+    def placing(self) -> bool:
+        """Waiting for the binding to connect a server it can go to."""
+        return self._candidates is not None
+
+    @property
+    def accepted(self) -> bool:
+        """Not in flight: created, refused, lost, undeliverable, or never sent."""
+        return self.state is not JobState.PENDING and self._candidates is None
 
     @property
     def finished(self) -> bool:
-        """Nothing more will happen to it: complete, refused, or lost."""
-        return self.complete or self.lost or self.state is JobState.FAILED
+        """Nothing more will happen to it: complete, refused, lost or undeliverable."""
+        return self.complete or self.lost or self.delivery_error is not None or (
+            self.state is JobState.FAILED
+        )
 
     @property
     def retryable(self) -> bool:
-        """Lost before JOB_CREATED with attempts left: safe to send again."""
-        return self.state is JobState.UNKNOWN and not self.lost and self.attempts > 0
+        """Lost before JOB_CREATED with attempts left: the session sends it again."""
+        return self.state is JobState.UNKNOWN and not self.lost and self._candidates is not None
+
+    def settled(self, goal: Goal) -> bool:
+        """Whether a wait for *goal* has nothing left to wait for on this request."""
+        return self.accepted if goal is Goal.ACCEPTED else self.finished
+
+    def reached(self, goal: Goal) -> bool:
+        """Whether it got where the caller wanted: created or refused; or complete."""
+        if goal is Goal.ACCEPTED:
+            return self.state is not JobState.PENDING and self.state is not JobState.UNKNOWN
+        return self.complete
 
     def __repr__(self) -> str:
         return (
@@ -145,6 +211,9 @@ class JobRequest:
         )
 
     # Hooks for subclasses: called after the request recorded the event.
+    def _on_sent(self) -> None:
+        """The submission was queued on the connection to ``server``."""
+
     def _on_created(self) -> None:
         """JOB_CREATED arrived: ``handle`` and ``server`` are set."""
 
@@ -162,6 +231,79 @@ class JobRequest:
 
     def _on_exception(self, payload: bytes) -> None:
         """WORK_EXCEPTION arrived."""
+
+
+_ENDED = (JobState.COMPLETE, JobState.FAILED)
+
+
+def make_submission(
+    function: bytes,
+    payload: bytes,
+    unique: bytes = b"",
+    *,
+    priority: Priority = Priority.NORMAL,
+    background: bool = False,
+    epoch: int | None = None,
+    reducer: bytes | None = None,
+) -> Submission:
+    """The submission event for a job: SUBMIT_JOB_EPOCH when *epoch* is set
+    (always background), SUBMIT_REDUCE_JOB* when *reducer* is, else SUBMIT_JOB*.
+
+    Raises:
+        LocalProtocolError: an epoch job with a priority or reducer, a reduce
+            job with a priority, or a field the protocol cannot carry.
+    """
+    if epoch is not None:
+        if reducer is not None or priority is not Priority.NORMAL:
+            raise LocalProtocolError("an epoch job has normal priority and no reducer")
+        return SubmitJobEpoch(function=function, payload=payload, unique=unique, epoch=epoch)
+    if reducer is not None:
+        if priority is not Priority.NORMAL:
+            raise LocalProtocolError("a reduce job has normal priority")
+        return SubmitReduceJob(
+            function=function,
+            payload=payload,
+            unique=unique,
+            reducer=reducer,
+            background=background,
+        )
+    return SubmitJob(
+        function=function,
+        payload=payload,
+        unique=unique,
+        priority=priority,
+        background=background,
+    )
+
+
+def settle(requests: Iterable[JobRequest], goal: Goal) -> None:
+    """A wait for *goal* is over: set each request's ``timed_out``.
+
+    A request times out when it did not reach the goal: still pending or
+    unsent after a wait for acceptance (or lost), not complete after a wait
+    for the end.
+    """
+    for request in requests:
+        request.timed_out = not request.reached(goal)
+
+
+def undelivered(requests: Iterable[JobRequest]) -> AttemptsExceeded | NoServerAvailable | None:
+    """The first delivery error among *requests* (the one to report), or None."""
+    for request in requests:
+        if request.delivery_error is not None:
+            return request.delivery_error
+    return None
+
+
+def acceptance_deadline(
+    now: float, deadline: float | None, submit_timeout: float | None
+) -> float | None:
+    """When a wait for JOB_CREATED ends: the caller's *deadline* or *submit_timeout*
+    seconds from *now*, whichever comes first (None: never)."""
+    if submit_timeout is None:
+        return deadline
+    limit = now + submit_timeout
+    return limit if deadline is None or limit < deadline else deadline
 
 
 class StatusQuery:
@@ -220,13 +362,38 @@ class StatusQuery:
 Changed = JobRequest | StatusQuery
 
 
+@dataclass(slots=True)
+class Loss:
+    """What a lost connection did to the requests and queries on it.
+
+    Attributes:
+        resent: requests lost before JOB_CREATED that the session sends
+            again (they wait for a placement).
+        undelivered: requests lost before JOB_CREATED on their last
+            attempt (``delivery_error`` is set).
+        lost: created foreground requests whose outcome is now unknown.
+        queries: status queries that count the server as failed.
+    """
+
+    resent: list[JobRequest] = field(default_factory=list)
+    undelivered: list[JobRequest] = field(default_factory=list)
+    lost: list[JobRequest] = field(default_factory=list)
+    queries: list[StatusQuery] = field(default_factory=list)
+
+    @property
+    def changed(self) -> list[Changed]:
+        """Everything the loss touched."""
+        return [*self.resent, *self.undelivered, *self.lost, *self.queries]
+
+
 class ClientSession:
     """Job requests over connections to one or more servers.
 
-    The binding connects where :meth:`candidates` says, reports each
-    connection with :meth:`connection_made` (and failures with
-    :meth:`connect_failed`), sends with :meth:`submit`, feeds every event of
+    The binding submits with :meth:`submit`, opens the connection
+    :meth:`connection_wanted` names (reporting it with
+    :meth:`connection_made`, or :meth:`connect_failed`), feeds every event of
     a connection to :meth:`receive`, and writes :meth:`data_to_send`.
+    Requests lost with a connection are sent again by the session itself.
 
     Args:
         servers: the server addresses.
@@ -254,6 +421,10 @@ class ClientSession:
         self._awaiting_creation: dict[int, JobRequest] = {}
         self._by_handle: dict[tuple[ServerAddress, bytes], list[JobRequest]] = {}
         self._queries: dict[int, tuple[StatusQuery, ServerAddress]] = {}
+        #: requests waiting for a connection, oldest first.
+        self._placing: deque[JobRequest] = deque()
+        #: status questions waiting for a connection: (query, event, server).
+        self._asking: list[tuple[StatusQuery, GetStatus | GetStatusUnique, ServerAddress]] = []
 
     # --------------------------------------------------------- connections
 
@@ -261,10 +432,29 @@ class ClientSession:
         """Servers to try for the next request, best first (see :class:`ServerPool`)."""
         return self.pool.candidates(now)
 
+    def connection_wanted(self, now: float) -> ServerAddress | None:
+        """The server the binding should connect to now, or None.
+
+        A request or status query is waiting for it; connect, then report
+        :meth:`connection_made` or :meth:`connect_failed`, and ask again.
+        """
+        for request in self._placing:
+            assert request._candidates is not None
+            return request._candidates[0]
+        for _query, _event, server in self._asking:
+            return server
+        return None
+
+    @property
+    def wants_connection(self) -> bool:
+        """Whether a request or query waits for a connection (see :meth:`connection_wanted`)."""
+        return bool(self._placing or self._asking)
+
     def connection_made(self, server: ServerAddress) -> ClientConnection:
         """A connection to *server* is up: create its protocol state.
 
-        Queues the ``exceptions`` option and the client id if configured.
+        Queues the ``exceptions`` option and the client id if configured,
+        then every request and query that was waiting for this server.
         """
         if server in self.connections:
             raise LocalProtocolError(f"{server} already has a connection")
@@ -275,32 +465,54 @@ class ClientSession:
             connection.queue(SetOption(option=b"exceptions"))
         self.connections[server] = connection
         self.pool.succeeded(server)
+        self._place_waiting()
+        if self._asking:
+            self._ask_waiting(server, connection)
         return connection
 
     def connect_failed(self, server: ServerAddress, now: float) -> None:
-        """Connecting to *server* failed: put it in back-off."""
+        """Connecting to *server* failed: put it in back-off.
+
+        Requests waiting for it move on to their next server; those with
+        none left end with :class:`NoServerAvailable`.  Queries waiting for
+        it count it as failed.
+        """
         self.pool.failed(server, now)
+        for request in self._placing:
+            candidates = request._candidates
+            assert candidates is not None
+            if server in candidates:
+                candidates.remove(server)
+        self._place_waiting()
+        asking = []
+        for entry in self._asking:
+            if entry[2] == server:
+                entry[0].failed_servers.append(server)
+            else:
+                asking.append(entry)
+        self._asking = asking
 
     def connection_lost(
         self,
         server: ServerAddress,
         now: float,
         unanswered: Iterable[Event] | None = None,
-    ) -> list[Changed]:
+    ) -> Loss:
         """The connection to *server* died (EOF, error, or the binding gave up).
 
-        Requests waiting for JOB_CREATED there fall back to ``UNKNOWN`` and
-        may be sent again; created foreground requests are marked lost;
-        status queries count the server as failed.  *unanswered* defaults to
-        the connection's own list (a :class:`ConnectionClosed` event carries
-        it once the connection has closed).  Returns what changed.
+        Requests waiting for JOB_CREATED there are sent again (or end with
+        :class:`AttemptsExceeded` on their last attempt); created foreground
+        requests are marked lost; status queries count the server as failed.
+        *unanswered* defaults to the connection's own list (a
+        :class:`ConnectionClosed` event carries it once the connection has
+        closed).  A connection the server dropped before answering anything
+        puts the server in back-off; one that worked does not.
         """
+        loss = Loss()
         connection = self.connections.pop(server, None)
-        if connection is not None:
-            self.pool.lost(server, now)
-        changed: list[Changed] = []
         if connection is None:
-            return changed
+            return loss
+        self.pool.lost(server, now, proven=connection.has_received)
         if unanswered is None:
             unanswered = connection.unanswered
         for event in unanswered:
@@ -308,18 +520,28 @@ class ClientSession:
                 request = self._awaiting_creation.pop(id(event), None)
                 if request is not None:
                     request.state = JobState.UNKNOWN
-                    changed.append(request)
+                    if request.attempts >= request.max_attempts:
+                        request.delivery_error = AttemptsExceeded(
+                            f"{request!r} lost its connection {request.attempts} times "
+                            "before the server accepted it",
+                            attempts=request.attempts,
+                        )
+                        loss.undelivered.append(request)
+                    else:
+                        loss.resent.append(request)
             elif isinstance(event, (GetStatus, GetStatusUnique)):
                 entry = self._queries.pop(id(event), None)
                 if entry is not None:
                     entry[0].failed_servers.append(server)
-                    changed.append(entry[0])
+                    loss.queries.append(entry[0])
         for key in [key for key in self._by_handle if key[0] == server]:
             for request in self._by_handle.pop(key):
                 request.state = JobState.UNKNOWN
                 request.lost = True
-                changed.append(request)
-        return changed
+                loss.lost.append(request)
+        for request in loss.resent:
+            self._enqueue(request, now)
+        return loss
 
     def data_to_send(self) -> dict[ServerAddress, bytes]:
         """Bytes queued per server, one string each (one write per server)."""
@@ -327,32 +549,81 @@ class ClientSession:
 
     # ------------------------------------------------------------ requests
 
-    def submit(self, request: JobRequest, server: ServerAddress) -> None:
-        """Send *request* on the connection to *server*.
+    def submit(
+        self, request: JobRequest, now: float, *, server: ServerAddress | None = None
+    ) -> None:
+        """Send *request*: to *server* if given (it must be connected), else to
+        the next server in rotation.
+
+        If that server is not connected yet, the request waits for it (see
+        :meth:`connection_wanted`); if no server is available at all, it
+        ends at once with ``delivery_error`` set to :class:`NoServerAvailable`.
 
         Raises:
             AttemptsExceeded: it has been sent ``max_attempts`` times already.
             LocalProtocolError: it is in flight or finished, or *server* has
                 no connection.
         """
-        if request.state is not JobState.UNKNOWN or request.lost:
+        if request.state is not JobState.UNKNOWN or request.lost or request.placing:
             raise LocalProtocolError(f"{request!r} cannot be submitted again")
         if request.attempts >= request.max_attempts:
             raise AttemptsExceeded(
                 f"{request!r} lost its connection {request.attempts} times before JOB_CREATED",
                 attempts=request.attempts,
             )
-        connection = self.connections.get(server)
-        if connection is None:
-            raise LocalProtocolError(f"no connection to {server}")
-        connection.queue(request.submission)
+        request.delivery_error = None
+        if server is not None:
+            if server not in self.connections:
+                raise LocalProtocolError(f"no connection to {server}")
+            self._send(request, server)
+            return
+        self._enqueue(request, now)
+
+    def _enqueue(self, request: JobRequest, now: float) -> None:
+        candidates = self.pool.candidates(now)
+        connections = self.connections
+        if candidates and candidates[0] in connections and not self._placing:
+            self._send(request, candidates[0])  # the usual case: connected, nobody queued
+            return
+        request._candidates = candidates
+        self._placing.append(request)
+        self._place_waiting()
+
+    def _place_waiting(self) -> None:
+        """Send every waiting request whose next server is connected, in order."""
+        placing = self._placing
+        connections = self.connections
+        waiting: deque[JobRequest] = deque()
+        while placing:
+            request = placing.popleft()
+            candidates = request._candidates
+            assert candidates is not None
+            if not candidates:
+                request._candidates = None
+                request.delivery_error = NoServerAvailable(
+                    f"no server of {', '.join(map(str, self.pool.servers))} can be reached"
+                )
+            elif candidates[0] in connections:
+                request._candidates = None
+                self._send(request, candidates[0])
+            else:
+                waiting.append(request)
+        self._placing = waiting
+
+    def _send(self, request: JobRequest, server: ServerAddress) -> None:
+        self.connections[server].queue(request.submission)
         request.attempts += 1
         request.state = JobState.PENDING
         request.server = server
         self._awaiting_creation[id(request.submission)] = request
+        request._on_sent()
 
     def query_status(self, request: JobRequest) -> StatusQuery:
-        """Ask the server that created *request* for its status (GET_STATUS)."""
+        """Ask the server that created *request* for its status (GET_STATUS).
+
+        If that server is not connected, the query waits for it
+        (:meth:`connection_wanted`).
+        """
         if request.handle is None or request.server is None:
             raise LocalProtocolError(f"{request!r} has no handle yet")
         query = StatusQuery(handle=request.handle, request=request)
@@ -365,10 +636,12 @@ class ClientSession:
         self._ask(query, GetStatus(handle=handle), [server])
         return query
 
-    def query_unique(self, unique: bytes) -> StatusQuery:
-        """Ask every connected server for the job with *unique* (GET_STATUS_UNIQUE)."""
+    def query_unique(self, unique: bytes, now: float) -> StatusQuery:
+        """Ask every server not in back-off for the job with *unique*
+        (GET_STATUS_UNIQUE); none available: the query is done unanswered."""
         query = StatusQuery(unique=unique)
-        self._ask(query, GetStatusUnique(unique=unique), list(self.connections))
+        servers = [s for s in self.pool.servers if self.pool.available(s, now)]
+        self._ask(query, GetStatusUnique(unique=unique), servers)
         return query
 
     def _ask(
@@ -378,18 +651,32 @@ class ClientSession:
         servers: Iterable[ServerAddress],
     ) -> None:
         for server in servers:
-            connection = self.connections.get(server)
-            if connection is None:
-                raise LocalProtocolError(f"no connection to {server}")
             # One event object per server, so each reply finds its query.
             asked = replace(event)
-            connection.queue(asked)
             query.servers.append(server)
+            connection = self.connections.get(server)
+            if connection is None:
+                self._asking.append((query, asked, server))
+                continue
+            connection.queue(asked)
             self._queries[id(asked)] = (query, server)
+
+    def _ask_waiting(self, server: ServerAddress, connection: ClientConnection) -> None:
+        asking = []
+        for query, asked, wanted in self._asking:
+            if wanted == server:
+                connection.queue(asked)
+                self._queries[id(asked)] = (query, server)
+            else:
+                asking.append((query, asked, wanted))
+        self._asking = asking
 
     def forget(self, request: JobRequest) -> None:
         """Stop tracking *request* (the caller no longer wants its updates)."""
         self._awaiting_creation.pop(id(request.submission), None)
+        if request.placing:
+            self._placing.remove(request)
+            request._candidates = None
         if request.server is not None and request.handle is not None:
             key = (request.server, request.handle)
             waiting = self._by_handle.get(key)
@@ -405,6 +692,8 @@ class ClientSession:
             len(self._awaiting_creation)
             + sum(len(v) for v in self._by_handle.values())
             + len(self._queries)
+            + len(self._placing)
+            + len(self._asking)
         )
 
     # -------------------------------------------------------------- events
@@ -422,7 +711,7 @@ class ClientSession:
             return self._error(event)  # type: ignore[arg-type]
         if kind is ConnectionClosed:
             assert isinstance(event, ConnectionClosed)
-            return self.connection_lost(server, now, event.unanswered)
+            return self.connection_lost(server, now, event.unanswered).changed
         logger.debug("%s: ignoring %r", server, event)
         return []
 

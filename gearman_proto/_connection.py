@@ -145,6 +145,8 @@ class _Connection:
         #: requests waiting for their direct answer, oldest first.
         self._unanswered: deque[Event] = deque()
         self._state = ConnectionState.OPEN
+        self._reported = False
+        self._received = False
         self._eof = False
         self._error: ProtocolError | None = None
         self._handlers: dict[int, PacketHandler] = {
@@ -257,12 +259,39 @@ class _Connection:
             self._check_sendable()  # raises
         self._send(event)
 
-    def send_failed(self) -> None:
+    def send_failed(self) -> ConnectionClosed:
         """Tell the connection that the bytes it handed out were not written.
 
-        The connection moves to ``ERROR``; the binding should close the socket.
+        The connection moves to ``ERROR``; the binding should close the
+        socket.  Returns the end event, as :meth:`abandon` does.
         """
-        self._fail(LocalProtocolError("the binding could not write to the server"))
+        if self._error is None:
+            self._fail(LocalProtocolError("the binding could not write to the server"))
+        return self.abandon()
+
+    def abandon(self) -> ConnectionClosed:
+        """The binding gives the connection up; return the end event.
+
+        An open connection moves to ``CLOSED``.  The event lists what was in
+        flight, once: a second call (or one after the close was already
+        reported through :meth:`next_event`) returns an empty one.
+        """
+        if self._state is _OPEN:
+            self._state = ConnectionState.CLOSED
+        self._outbox.clear()
+        closed = ConnectionClosed(
+            unanswered=tuple(self._unanswered),
+            handles=self._open_handles() if not self._reported else (),
+            truncated=self._truncated() if not self._reported else False,
+        )
+        self._unanswered.clear()
+        self._reported = True
+        return closed
+
+    @property
+    def has_received(self) -> bool:
+        """Whether the peer has sent at least one complete packet or line."""
+        return self._received
 
     # ---------------------------------------------------------- internals
 
@@ -303,6 +332,8 @@ class _Connection:
             return
         finally:
             buffer.compact()
+            if self._events:
+                self._received = True
         if self._eof and not self._events:
             self._close()
 
@@ -358,6 +389,7 @@ class _Connection:
         )
 
     def _close(self) -> None:
+        self._reported = True
         self._state = ConnectionState.CLOSED
         self._outbox.clear()
         self._events.append(

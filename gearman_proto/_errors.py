@@ -13,6 +13,7 @@ from __future__ import annotations
 __all__ = [
     "AttemptsExceeded",
     "LocalProtocolError",
+    "NoServerAvailable",
     "PacketTooLarge",
     "ProtocolError",
     "RemoteProtocolError",
@@ -78,3 +79,11 @@ class AttemptsExceeded(ProtocolError):
     def __init__(self, message: str, *, attempts: int) -> None:
         super().__init__(message)
         self.attempts = attempts
+
+
+class NoServerAvailable(ProtocolError):
+    """No server of the pool could take a request: every one is down or in back-off.
+
+    Set as a request's ``delivery_error`` by the client session, never
+    raised by the core itself.
+    """

@@ -10,7 +10,7 @@ takes ``now`` in seconds from any monotonic source.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import NamedTuple
 
 __all__ = ["DEFAULT_PORT", "ServerAddress", "ServerPool", "parse_server"]
@@ -75,7 +75,8 @@ class ServerPool:
     A failure to connect puts a server in back-off for *backoff_initial* seconds,
     doubled at every further failure up to *backoff_max*, with +-20 %
     jitter (so a fleet of clients does not reconnect in lock step); a
-    success clears it.
+    connection that works clears it.  Losing a working connection is not a
+    failure (see :meth:`lost`).
 
     Args:
         servers: the addresses, in preference order.
@@ -100,7 +101,6 @@ class ServerPool:
         self._next = 0
         self._failures: dict[ServerAddress, int] = {}
         self._retry_at: dict[ServerAddress, float] = {}
-        self._lost_at: dict[ServerAddress, float] = {}
 
     def candidates(self, now: float) -> list[ServerAddress]:
         """Servers to try for the next job, best first.
@@ -129,17 +129,17 @@ class ServerPool:
         self._retry_at[server] = now + delay
         return now + delay
 
-    def lost(self, server: ServerAddress, now: float) -> float:
-        """Record that a working connection to *server* broke; return when to retry.
+    def lost(self, server: ServerAddress, now: float, *, proven: bool = True) -> float:
+        """Record that a connection to *server* ended; return when to connect again.
 
-        A first loss allows an immediate reconnect (a restarted server is
-        back at once); a second loss within *backoff_max* seconds counts as
-        a failure, so a server that accepts and drops connections does not
-        make its clients spin.
+        A connection that had *proven* itself (the server answered on it)
+        may be replaced at once, however many such losses came before: a
+        restarted server is used as soon as it accepts again.  One that the
+        server dropped before answering anything counts as a failed connect
+        (back-off), so a server that accepts and drops does not make its
+        clients spin.
         """
-        previous = self._lost_at.get(server)
-        self._lost_at[server] = now
-        if previous is not None and now - previous < self.backoff_max:
+        if not proven:
             return self.failed(server, now)
         self._retry_at.pop(server, None)
         return now
@@ -149,7 +149,7 @@ class ServerPool:
         self._failures.pop(server, None)
         self._retry_at.pop(server, None)
 
-    def next_retry(self, servers: Sequence[ServerAddress] | None = None) -> float:
+    def next_retry(self, servers: Iterable[ServerAddress] | None = None) -> float:
         """The earliest time one of *servers* (default: all) leaves back-off."""
         pool = self.servers if servers is None else servers
-        return min(float(self._retry_at.get(server, 0.0)) for server in pool)
+        return min((float(self._retry_at.get(server, 0.0)) for server in pool), default=0.0)

@@ -3,9 +3,13 @@
 Owns: the set of registered functions (sent incrementally to every live
 connection, and whole to each new one), the client id, how many jobs the
 worker holds across all its servers (it grabs only while it has room, so
-it never hoards jobs another worker could run), and the replies to the
-jobs it holds.  Does not own: running the job (the binding calls user
-code), sockets, or the clock.
+it never hoards jobs another worker could run), the replies to the jobs it
+holds and what a job's outcome sends (a result, None, an exception, a job
+for a function no longer registered), and its timers: when to reconnect a
+missing server and when sleeping connections grab anyway for due epoch
+jobs (:meth:`WorkerSession.next_deadline`, :meth:`WorkerSession.tick`).
+Does not own: running the job (the binding calls user code), sockets, or
+the clock (``now`` is passed in).
 
 Each :class:`WorkerConnection` runs its own GRAB_JOB / PRE_SLEEP loop; the
 session only decides which connections may grab now, by flipping their
@@ -57,6 +61,11 @@ class WorkerSession:
         max_jobs: how many jobs the worker holds at once, over all servers.
         pool: the :class:`ServerPool` used for reconnect back-off.
         max_packet_size: the per-connection receive limit.
+        send_exceptions: a job that raised ends with WORK_EXCEPTION carrying
+            its description (else WORK_FAIL).
+        epoch_poll_interval: seconds between wake-ups of sleeping
+            connections, so SUBMIT_JOB_EPOCH jobs that come due are grabbed
+            (gearmand sends no NOOP for them); None: never.
     """
 
     def __init__(
@@ -67,9 +76,16 @@ class WorkerSession:
         max_jobs: int = 1,
         pool: ServerPool | None = None,
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+        send_exceptions: bool = False,
+        epoch_poll_interval: float | None = None,
     ) -> None:
         if max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
+        if epoch_poll_interval is not None and epoch_poll_interval <= 0:
+            raise ValueError("epoch_poll_interval must be positive")
+        self.send_exceptions = send_exceptions
+        self.epoch_poll_interval = epoch_poll_interval
+        self._next_wake: float | None = None
         self.pool = pool or ServerPool(servers)
         self.grab_mode = grab_mode
         self.max_jobs = max_jobs
@@ -147,7 +163,7 @@ class WorkerSession:
         """
         connection = self.connections.pop(server, None)
         if connection is not None:
-            self.pool.lost(server, now)
+            self.pool.lost(server, now, proven=connection.has_received)
         self._rebalance()
         if connection is None:
             return ()
@@ -160,6 +176,37 @@ class WorkerSession:
             for server in self.pool.servers
             if server not in self.connections and self.pool.available(server, now)
         ]
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` next has something to do (None: nothing scheduled).
+
+        The earliest of the next epoch wake-up and the end of back-off of a
+        server without a connection; the binding sleeps at most until then.
+        """
+        deadline = self._next_wake
+        missing = [s for s in self.pool.servers if s not in self.connections]
+        if missing:
+            retry = self.pool.next_retry(missing)
+            if deadline is None or retry < deadline:
+                deadline = retry
+        return deadline
+
+    def tick(self, now: float) -> list[ServerAddress]:
+        """Do what is due at *now*; return the servers to connect to now.
+
+        Wakes sleeping connections when the epoch interval has passed (the
+        first call only schedules the first wake-up).
+        """
+        interval = self.epoch_poll_interval
+        if interval is not None:
+            if self._next_wake is None:
+                self._next_wake = now + interval
+            elif now >= self._next_wake:
+                self.wake()
+                self._next_wake = now + interval
+        if len(self.connections) == len(self.pool.servers):
+            return []
+        return self.missing_servers(now)
 
     def wake(self) -> None:
         """Make sleeping connections grab again (for due SUBMIT_JOB_EPOCH jobs)."""
@@ -183,8 +230,19 @@ class WorkerSession:
         """Apply one event read from *server*; return jobs to run (0 or 1)."""
         kind = type(event)
         if kind is JobAssigned:
+            job: JobAssigned = event  # type: ignore[assignment]
+            if job.function not in self.abilities:
+                # Unregistered while the grab was on its way: give it back failed.
+                logger.warning(
+                    "%s: job %r for unregistered function %r: failing it",
+                    server,
+                    job.handle,
+                    job.function,
+                )
+                self._reply(server, WorkFail(handle=job.handle))
+                return []
             self._rebalance_shared()
-            return [event]  # type: ignore[list-item]
+            return [job]
         if kind is ConnectionClosed:
             self.connection_lost(server, now)
         elif kind is ServerError:
@@ -195,6 +253,15 @@ class WorkerSession:
         return []
 
     # ------------------------------------------------------------- replies
+
+    def job_returned(self, server: ServerAddress, handle: bytes, payload: bytes | None) -> bool:
+        """The job's function returned *payload*: WORK_COMPLETE (None: empty result)."""
+        return self.complete(server, handle, b"" if payload is None else payload)
+
+    def job_raised(self, server: ServerAddress, handle: bytes, description: bytes) -> bool:
+        """The job's function raised: WORK_EXCEPTION with *description* if
+        ``send_exceptions`` is set, else WORK_FAIL."""
+        return self.fail(server, handle, description if self.send_exceptions else None)
 
     def complete(self, server: ServerAddress, handle: bytes, payload: bytes) -> bool:
         """End a held job successfully (WORK_COMPLETE)."""

@@ -1,25 +1,34 @@
-"""Blocking-socket plumbing shared by the blocking client, worker and admin client.
+"""The blocking runtime: non-blocking sockets and poll(2) in the caller's thread.
 
-Owns: opening a TCP connection (IPv4 or IPv6, connect timeout, TCP_NODELAY,
-keepalive), and :class:`Pump`, the one poll loop that writes what the
-core queued, reads what arrived and hands each event to a callback.  Makes
-no protocol decision: those live in ``gearman_proto``.
+Owns: opening TCP links (IPv4 or IPv6, bounded by the caller's deadline and
+``connect_timeout``, TCP_NODELAY, keepalive), writing what the core queued
+without ever blocking in ``send``, reading many packets per ``recv``, and
+the one wait loop (:meth:`BlockingRuntime.wait`).  Several threads may
+share one object: whichever thread waits reads for all of them and hands
+every event to the kernel, the others sleep on a condition until their own
+condition holds (httpcore's HTTP/2 pattern).  Makes no protocol decision:
+those live in ``gearman_proto``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import select
 import socket
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from typing import Any
 
 import gearman_proto as proto
 
 from . import errors
+from ._runtime import AnyConnection, EventSink
 
-__all__ = ["Link", "Pump", "open_socket"]
+__all__ = ["READ_SIZE", "BlockingRuntime"]
 
 logger = logging.getLogger("gearman.io")
 
@@ -29,196 +38,353 @@ logger = logging.getLogger("gearman.io")
 #: a 256 KiB object per read, which costs more than a small job itself.
 READ_SIZE = 256 * 1024
 
+#: seconds without looking at the sockets after which :meth:`refresh` polls
+#: them for links the server closed meanwhile; straight after a wait there
+#: was no idle time to notice anything in.
+IDLE_CHECK_AFTER = 0.001
 
-def open_socket(
-    server: proto.ServerAddress, *, timeout: float | None, keepalive: bool = True
-) -> socket.socket:
-    """Connect to *server*; raises :class:`gearman.errors.ConnectionError`.
-
-    Every address ``getaddrinfo`` returns is tried in turn, each with
-    *timeout* seconds.  The socket comes back blocking, with TCP_NODELAY
-    (Gearman packets are small and latency-bound) and, if asked, keepalive.
-    """
-    try:
-        sock = socket.create_connection((server.host, server.port), timeout=timeout)
-    except OSError as error:
-        raise errors.ConnectionError(f"cannot connect to {server}: {error}") from error
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if keepalive:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for option, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 5)):
-            if hasattr(socket, option):
-                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
-    sock.settimeout(None)
-    return sock
+_IN = select.POLLIN
+_IN_OUT = select.POLLIN | select.POLLOUT
+_KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 5))
 
 
-class Link:
-    """One socket and the core connection that speaks over it."""
+class _Link:
+    """One socket, its core connection, and the bytes not written yet."""
 
-    __slots__ = ("connection", "server", "sock")
+    __slots__ = ("backlog", "connection", "fd", "out", "server", "sock")
 
     def __init__(
-        self,
-        server: proto.ServerAddress,
-        sock: socket.socket,
-        connection: proto.ClientConnection | proto.WorkerConnection | proto.AdminConnection,
+        self, server: proto.ServerAddress, sock: socket.socket, connection: AnyConnection
     ) -> None:
         self.server = server
         self.sock = sock
+        self.fd = sock.fileno()
         self.connection = connection
-
-    def close(self) -> None:
-        """Close the socket (the core connection is dropped by its owner)."""
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-
-EventHandler = Callable[[Link, proto.Event], None]
+        #: queued bytes the socket did not take yet (b"" when none) ...
+        self.out: bytes | memoryview = b""
+        #: ... and what the core queued after them, joined when ``out`` is sent.
+        self.backlog: list[bytes] = []
 
 
-class Pump:
-    """One poll(2) loop over every link of a client, worker or admin client.
+class BlockingRuntime:
+    """The :class:`gearman._runtime.Runtime` on blocking-free sockets and poll(2).
 
-    ``flush`` writes what the core queued (one ``sendall`` per link);
-    ``run_once`` waits up to a timeout, reads every readable link, and
-    passes each event to *on_event*.  A link whose socket fails gets
-    ``receive_data(b"")``, so the core reports the loss as events too.
+    Args:
+        on_event: receives every event read, and each link's end.
+        shared: several threads may use the object at once.
+        keepalive: TCP keepalive on every link.
+        connect_timeout: the cap of one connect (None: only the deadline).
     """
 
-    def __init__(self, on_event: EventHandler) -> None:
+    def __init__(
+        self,
+        on_event: EventSink,
+        *,
+        shared: bool = False,
+        keepalive: bool = True,
+        connect_timeout: float | None = 5.0,
+    ) -> None:
+        self._on_event = on_event
+        self.keepalive = keepalive
+        self.connect_timeout = connect_timeout
+        self._links: dict[proto.ServerAddress, _Link] = {}
+        self._by_fd: dict[int, _Link] = {}
         # poll(2): no descriptor limit (select's 1024), cheap for a few sockets.
         self._poll = select.poll()
-        self._by_fd: dict[int, Link] = {}
         self._read_buffer = bytearray(READ_SIZE)
         self._read_view = memoryview(self._read_buffer)
-        self._links: dict[proto.ServerAddress, Link] = {}
-        self._on_event = on_event
-        #: monotonic time at which :meth:`run_once` last returned.
-        self.polled_at = float("-inf")
+        self._polled_at = float("-inf")
+        self._pumping = False
+        self._lock: threading.Lock | None = None
+        self._condition: threading.Condition | None = None
+        self._wake_out: socket.socket | None = None
+        self.lock: contextlib.AbstractContextManager[Any]
+        if shared:
+            self._lock = threading.Lock()
+            self._condition = threading.Condition(self._lock)
+            self.lock = self._lock
+            # A byte on this pair interrupts the thread that is in poll(2).
+            wake_in, self._wake_out = socket.socketpair()
+            wake_in.setblocking(False)
+            self._wake_out.setblocking(False)
+            self._wake_in = wake_in
+            self._poll.register(wake_in.fileno(), _IN)
+        else:
+            self.lock = contextlib.nullcontext()
 
-    @property
-    def links(self) -> dict[proto.ServerAddress, Link]:
-        """Open links by server."""
-        return self._links
+    # ------------------------------------------------------------- links
 
-    def add(self, link: Link) -> None:
-        """Watch *link*."""
-        self._links[link.server] = link
-        fd = link.sock.fileno()
-        self._by_fd[fd] = link
-        self._poll.register(fd, select.POLLIN)
+    def now(self) -> float:
+        """``time.monotonic()``."""
+        return time.monotonic()
 
-    def remove(self, link: Link) -> None:
-        """Stop watching *link* and close its socket."""
+    def connected(self, server: proto.ServerAddress) -> bool:
+        """Whether a link to *server* is open."""
+        return server in self._links
+
+    def connect(
+        self,
+        server: proto.ServerAddress,
+        connection: Callable[[], AnyConnection],
+        deadline: float | None,
+    ) -> None:
+        """Connect to *server* by *deadline* (and within ``connect_timeout``).
+
+        Every address ``getaddrinfo`` returns is tried in turn until the
+        time is up.  Raises :class:`gearman.errors.ConnectionError`.
+        """
+        start = time.monotonic()
+        limit = deadline
+        if self.connect_timeout is not None:
+            cap = start + self.connect_timeout
+            limit = cap if limit is None or cap < limit else limit
+        try:
+            addresses = socket.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
+        except OSError as error:
+            raise errors.ConnectionError(f"cannot connect to {server}: {error}") from error
+        failure: str = "no address"
+        for family, kind, number, _, address in addresses:
+            sock = socket.socket(family, kind, number)
+            try:
+                reason = _connect(sock, address, limit)
+            except BaseException:
+                sock.close()
+                raise
+            if reason is None:
+                self._attach(server, sock, connection())
+                return
+            sock.close()
+            failure = reason
+            if limit is not None and time.monotonic() >= limit:
+                break
+        raise errors.ConnectionError(f"cannot connect to {server}: {failure}")
+
+    def _attach(
+        self, server: proto.ServerAddress, sock: socket.socket, connection: AnyConnection
+    ) -> None:
+        if sock.family != socket.AF_UNIX:
+            self._tune(sock)
+        link = _Link(server, sock, connection)
+        self._links[server] = link
+        self._by_fd[link.fd] = link
+        self._poll.register(link.fd, _IN)
+        self.wake()  # a thread in poll(2) must watch the new socket too
+
+    def _tune(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.keepalive:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            for option, value in _KEEPALIVE:
+                if hasattr(socket, option):
+                    sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+    def close(self, server: proto.ServerAddress) -> None:
+        """Close the link to *server*; its end reaches the sink."""
+        link = self._links.get(server)
+        if link is not None:
+            self._give_up(link, link.connection.abandon())
+
+    def close_all(self) -> None:
+        """Close every link; each end reaches the sink."""
+        for server in list(self._links):
+            self.close(server)
+
+    def _remove(self, link: _Link) -> None:
         if self._links.get(link.server) is link:
             del self._links[link.server]
-            fd = link.sock.fileno()
-            del self._by_fd[fd]
-            self._poll.unregister(fd)
-        link.close()
+            del self._by_fd[link.fd]
+            self._poll.unregister(link.fd)
+        with contextlib.suppress(OSError):
+            link.sock.close()
 
-    def close(self) -> None:
-        """Close every link."""
-        for link in list(self._links.values()):
-            self.remove(link)
+    def _give_up(self, link: _Link, closed: proto.ConnectionClosed) -> None:
+        self._remove(link)
+        self._on_event(link.server, closed)
 
-    def _write(self, link: Link, data: bytes) -> bool:
-        """Write *data*; on failure log it, fail the connection and return False."""
-        try:
-            link.sock.sendall(data)
-        except OSError as error:
-            logger.warning("%s: write failed: %s", link.server, error)
-            link.connection.send_failed()
-            return False
-        return True
+    # ------------------------------------------------------------ waiting
 
-    def flush(self) -> None:
-        """Write what each link's core connection has queued, one write per link."""
-        # A copy: a failed write removes its link.
-        for link in list(self._links.values()):
-            data = link.connection.data_to_send()
-            if data and not self._write(link, data):
-                self._lost(link)
+    def wake(self) -> None:
+        """Interrupt the thread that is in poll(2) (shared objects only)."""
+        if self._wake_out is not None and self._pumping:
+            with contextlib.suppress(BlockingIOError):
+                self._wake_out.send(b"\0")
 
-    def run_once(self, timeout: float | None) -> bool:
-        """Wait up to *timeout* seconds and handle what arrived; True if anything did."""
-        if not self._links:
-            if timeout:
-                time.sleep(timeout)  # nothing to watch: the caller's wait still passes
-            return False
-        ready = self._poll.poll(None if timeout is None else max(0.0, timeout) * 1000.0)
-        for fd, _ in ready:
-            link = self._by_fd.get(fd)
-            if link is None:  # an earlier event of this batch closed it
-                continue
-            try:
-                size = link.sock.recv_into(self._read_buffer)
-            except OSError as error:
-                logger.warning("%s: read failed: %s", link.server, error)
-                size = 0
-            if size:
-                self._drain(link, self._read_view[:size].tobytes())
+    def refresh(self) -> None:
+        """Take in what already arrived (a close while idle), without waiting."""
+        if time.monotonic() - self._polled_at > IDLE_CHECK_AFTER and not self._pumping:
+            self._pump(0.0)
+
+    def run_job(self, job: Callable[[], None]) -> None:
+        """Run *job* now, in this thread: the blocking runtime runs one at a time."""
+        job()
+
+    def wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
+        """Write, then read and hand events on until *done()* or *deadline*.
+
+        Called with :attr:`lock` held; it is released while poll(2) blocks.
+        """
+        condition = self._condition
+        looked = False
+        while True:
+            self._flush()
+            if done():
+                return True
+            if deadline is None:
+                remaining: float | None = None
             else:
-                self._lost(link)
-        self.polled_at = time.monotonic()
-        return bool(ready)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if looked:
+                        self._fail_stalled()
+                        return False
+                    remaining = 0.0
+            looked = True
+            if condition is not None and self._pumping:
+                # Another thread reads for everybody; it notifies after each batch.
+                condition.wait(remaining)
+            elif not self._links and condition is None:
+                if remaining is None:
+                    return False  # nothing to watch, ever: the caller decides
+                time.sleep(remaining)  # nothing to watch: the caller's wait still passes
+            else:
+                self._pump(remaining)
 
-    def idle_for(self, seconds: float) -> bool:
-        """Whether more than *seconds* passed since the last look at the sockets."""
-        return time.monotonic() - self.polled_at > seconds
+    def _pump(self, timeout: float | None) -> None:
+        """One poll(2) and everything it reports; lets go of the lock meanwhile."""
+        lock = self._lock
+        self._pumping = True
+        try:
+            if lock is not None:
+                lock.release()
+            try:
+                ready = self._poll.poll(None if timeout is None else timeout * 1000.0)
+            finally:
+                if lock is not None:
+                    lock.acquire()
+            by_fd = self._by_fd
+            for fd, mask in ready:
+                link = by_fd.get(fd)
+                if link is None:  # the wake pair, or a link an earlier event closed
+                    if lock is not None and fd == self._wake_in.fileno():
+                        with contextlib.suppress(BlockingIOError):
+                            self._wake_in.recv(4096)
+                    continue
+                if mask & select.POLLOUT and link.out:
+                    self._write(link, b"")
+                    if link.server not in self._links:
+                        continue
+                if mask & ~select.POLLOUT:
+                    self._read(link)
+        finally:
+            self._pumping = False
+            self._polled_at = time.monotonic()
+            if self._condition is not None:
+                self._condition.notify_all()
 
-    def _lost(self, link: Link) -> None:
-        self.remove(link)
+    def _read(self, link: _Link) -> None:
+        try:
+            size = link.sock.recv_into(self._read_buffer)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            logger.warning("%s: read failed: %s", link.server, error)
+            size = 0
         connection = link.connection
-        if connection.state is proto.ConnectionState.OPEN:
-            self._drain(link, b"")
-        else:
-            self._on_event(link, proto.ConnectionClosed(unanswered=connection.unanswered))
+        if not size:
+            self._remove(link)
+            if connection.state is proto.ConnectionState.OPEN:
+                self._feed(link, b"")
+            else:
+                self._on_event(link.server, connection.abandon())
+            return
+        self._feed(link, self._read_view[:size].tobytes())
 
-    def _drain(self, link: Link, data: bytes) -> None:
+    def _feed(self, link: _Link, data: bytes) -> None:
         connection = link.connection
         on_event = self._on_event
+        server = link.server
         try:
             connection.receive_data(data)
             while events := connection.next_events():
                 # What the core answered on its own (GRAB_JOB after NOOP,
                 # PRE_SLEEP after NO_JOB) leaves before the events are handled.
                 answer = connection.data_to_send()
-                written = not answer or self._write(link, answer)
+                if answer:
+                    self._write(link, answer)
                 for event in events:
-                    on_event(link, event)
-                if not written:
-                    self._lost(link)
-                    return
+                    on_event(server, event)
         except proto.RemoteProtocolError as error:
-            logger.error("%s: protocol error, closing: %s", link.server, error)
-            if self._links.get(link.server) is link:
-                self.remove(link)
-            self._on_event(link, proto.ConnectionClosed(unanswered=connection.unanswered))
+            logger.error("%s: protocol error, closing: %s", server, error)
+            if self._links.get(server) is link:
+                self._give_up(link, connection.abandon())
+            else:
+                on_event(server, connection.abandon())
 
+    # ------------------------------------------------------------ writing
 
-def wait_all(pump: Pump, done: Callable[[], bool], deadline: float | None) -> bool:
-    """Run *pump* until *done* says so or *deadline* (monotonic) passes."""
-    while True:
-        pump.flush()
-        if done():
-            return True
-        if deadline is None:
-            timeout = None
+    def _flush(self) -> None:
+        """Write what every core connection queued: one ``send`` per link."""
+        for link in list(self._links.values()):
+            data = link.connection.data_to_send()
+            if data or link.out:
+                self._write(link, data)
+
+    def _write(self, link: _Link, data: bytes) -> None:
+        """Send what the socket takes now; keep the rest, in order, for POLLOUT."""
+        had_out = bool(link.out)
+        if had_out:
+            if data:
+                link.backlog.append(data)
+            head: bytes | memoryview = link.out
         else:
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
-                return False
-        pump.run_once(timeout)
+            head = data
+        sock = link.sock
+        try:
+            while True:
+                sent = sock.send(head)
+                if sent < len(head):
+                    head = memoryview(head)[sent:]
+                    break
+                if not link.backlog:
+                    head = b""
+                    break
+                head = b"".join(link.backlog)
+                link.backlog.clear()
+        except BlockingIOError:
+            pass
+        except OSError as error:
+            logger.warning("%s: write failed: %s", link.server, error)
+            self._give_up(link, link.connection.send_failed())
+            return
+        link.out = head
+        if bool(head) != had_out:
+            self._poll.modify(link.fd, _IN_OUT if head else _IN)
+            if head:
+                self.wake()
+
+    def _fail_stalled(self) -> None:
+        """The deadline passed with bytes unwritten: those links have stalled."""
+        for link in [link for link in self._links.values() if link.out]:
+            logger.warning(
+                "%s: write stalled (%d bytes left at the deadline): closing",
+                link.server,
+                len(link.out),
+            )
+            self._give_up(link, link.connection.send_failed())
 
 
-def deadline_after(timeout: float | None) -> float | None:
-    """A monotonic deadline *timeout* seconds from now (None: never)."""
-    return None if timeout is None else time.monotonic() + timeout
-
-
-def earliest(*deadlines: float | None) -> float | None:
-    """The earliest of the given deadlines (None means no deadline)."""
-    real: Iterable[float] = [d for d in deadlines if d is not None]
-    return min(real, default=None)
+def _connect(sock: socket.socket, address: Any, limit: float | None) -> str | None:
+    """Connect the non-blocking *sock* by *limit*; None when connected, else why not."""
+    sock.setblocking(False)
+    code = sock.connect_ex(address)
+    if code in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLOUT)
+        while True:
+            timeout = None if limit is None else max(0.0, limit - time.monotonic()) * 1000.0
+            if poller.poll(timeout):
+                break
+            if limit is not None and time.monotonic() >= limit:
+                return "timed out"
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    return os.strerror(code) if code else None

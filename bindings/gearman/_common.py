@@ -165,10 +165,21 @@ def job_status(numerator: bytes | None) -> int:
     return sign * int(digits[:end]) if end else 0
 
 
-def map_error(error: proto.ProtocolError) -> errors.GearmanError:
-    """The python-gearman error class for a core protocol error (raise it ``from`` it)."""
+def map_error(
+    error: proto.ProtocolError, misuse: type[errors.GearmanError] = errors.InvalidClientState
+) -> errors.GearmanError:
+    """The python-gearman error for a core error (raise it ``from`` it), keeping
+    the core's message.
+
+    The one table of the bindings: AttemptsExceeded -> ExceededConnectionAttempts,
+    NoServerAvailable -> ServerUnavailable, RemoteProtocolError -> ProtocolError,
+    and a LocalProtocolError (a move or a value the protocol forbids) -> *misuse*,
+    the role's ``Invalid*State`` class.
+    """
     if isinstance(error, proto.AttemptsExceeded):
         return errors.ExceededConnectionAttempts(str(error))
+    if isinstance(error, proto.NoServerAvailable):
+        return errors.ServerUnavailable(str(error))
     if isinstance(error, proto.RemoteProtocolError):
         return errors.ProtocolError(str(error))
-    return errors.InvalidClientState(str(error))
+    return misuse(str(error))

@@ -1,20 +1,24 @@
 """The blocking :class:`GearmanAdminClient`: gearmand's admin text protocol.
 
 Replies are parsed by :class:`gearman_proto.AdminConnection`; this module
-sends one command, waits for its reply (at most ``poll_timeout`` seconds),
-and shapes it the way python-gearman 2.0.2 returned it.
+sends one command on a runtime (blocking sockets by default), waits for its
+reply (at most ``poll_timeout`` seconds, the connect included), checks that
+the reply is of the kind the command has, and shapes it the way
+python-gearman 2.0.2 returned it.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import gearman_proto as proto
 
 from . import errors
-from ._blocking import Link, Pump, deadline_after, open_socket
-from ._common import name_bytes, text
+from ._blocking import BlockingRuntime
+from ._common import map_error, name_bytes, text
+from ._runtime import RuntimeFactory
+from ._sync import deadline_after
 from .connection_manager import GearmanConnectionManager
 
 __all__ = ["DEFAULT_ADMIN_CLIENT_TIMEOUT", "ECHO_STRING", "GearmanAdminClient"]
@@ -23,6 +27,8 @@ ECHO_STRING = "ping? pong!"
 DEFAULT_ADMIN_CLIENT_TIMEOUT = 10.0
 
 _C = proto.AdminCommand
+
+R = TypeVar("R", bound=proto.Event)
 
 
 class GearmanAdminClient(GearmanConnectionManager):
@@ -34,8 +40,12 @@ class GearmanAdminClient(GearmanConnectionManager):
             :class:`gearman.errors.InvalidAdminClientState`.
         connect_timeout: seconds allowed for the TCP connect.
 
-    An ``ERR`` reply raises :class:`gearman.errors.AdminCommandError`.
+    An ``ERR`` reply raises :class:`gearman.errors.AdminCommandError`; a
+    reply of the wrong kind raises :class:`gearman.errors.InvalidAdminClientState`.
     """
+
+    #: the I/O runtime (blocking sockets; ``gearman.gevent`` swaps in its own).
+    runtime_factory: ClassVar[RuntimeFactory] = BlockingRuntime
 
     def __init__(
         self,
@@ -50,8 +60,11 @@ class GearmanAdminClient(GearmanConnectionManager):
         self.poll_timeout = poll_timeout
         self.connect_timeout = connect_timeout
         self._replies: list[proto.Event] = []
-        self._pump = Pump(self._on_event)
-        self._link: Link | None = None
+        self._server = self.servers[0]
+        self._connection = proto.AdminConnection()
+        self._io = type(self).runtime_factory(
+            self._on_event, shared=False, keepalive=True, connect_timeout=connect_timeout
+        )
 
     # ------------------------------------------------------ python-gearman
 
@@ -86,8 +99,7 @@ class GearmanAdminClient(GearmanConnectionManager):
 
         ``queued`` counts every job of the function, running ones included.
         """
-        reply = self._command(_C.STATUS)
-        assert isinstance(reply, proto.StatusReply)
+        reply = self._command(_C.STATUS, kind=proto.StatusReply)
         return tuple(
             {
                 "task": text(f.function),
@@ -100,8 +112,7 @@ class GearmanAdminClient(GearmanConnectionManager):
 
     def get_workers(self) -> tuple[dict[str, Any], ...]:
         """Per connection: ``{'file_descriptor', 'ip', 'client_id', 'tasks'}`` (all text)."""
-        reply = self._command(_C.WORKERS)
-        assert isinstance(reply, proto.WorkersReply)
+        reply = self._command(_C.WORKERS, kind=proto.WorkersReply)
         return tuple(
             {
                 "file_descriptor": text(w.fd),
@@ -114,14 +125,12 @@ class GearmanAdminClient(GearmanConnectionManager):
 
     def get_version(self) -> str:
         """The server's version, e.g. ``'1.1.20+ds'`` (without the ``OK`` prefix)."""
-        reply = self._command(_C.VERSION)
-        assert isinstance(reply, proto.VersionReply)
+        reply = self._command(_C.VERSION, kind=proto.VersionReply)
         return text(reply.version)
 
     def get_pid(self) -> str:
         """The server's process id, as text."""
-        reply = self._command(_C.GETPID)
-        assert isinstance(reply, proto.PidReply)
+        reply = self._command(_C.GETPID, kind=proto.PidReply)
         return str(reply.pid)
 
     def cancel_job(self, handle: str | bytes) -> str:
@@ -136,8 +145,7 @@ class GearmanAdminClient(GearmanConnectionManager):
         ints: ``queued`` (= retries), ``canceled`` (= ignored) and
         ``enabled`` (= background).
         """
-        reply = self._command(_C.SHOW_JOBS)
-        assert isinstance(reply, proto.JobsReply)
+        reply = self._command(_C.SHOW_JOBS, kind=proto.JobsReply)
         return tuple(
             {
                 "handle": text(j.handle),
@@ -153,16 +161,14 @@ class GearmanAdminClient(GearmanConnectionManager):
 
     def get_unique_jobs(self) -> tuple[dict[str, str], ...]:
         """Per job: ``{'unique'}`` (``show unique jobs``; empty for jobs without one)."""
-        reply = self._command(_C.SHOW_UNIQUE_JOBS)
-        assert isinstance(reply, proto.UniqueJobsReply)
+        reply = self._command(_C.SHOW_UNIQUE_JOBS, kind=proto.UniqueJobsReply)
         return tuple({"unique": text(u)} for u in reply.uniques)
 
     # ---------------------------------------------------------- additions
 
     def get_priority_status(self) -> tuple[dict[str, Any], ...]:
         """Per function: ``{'task', 'high', 'normal', 'low', 'workers'}`` (queued jobs)."""
-        reply = self._command(_C.PRIORITY_STATUS)
-        assert isinstance(reply, proto.PriorityStatusReply)
+        reply = self._command(_C.PRIORITY_STATUS, kind=proto.PriorityStatusReply)
         return tuple(
             {
                 "task": text(f.function),
@@ -176,8 +182,7 @@ class GearmanAdminClient(GearmanConnectionManager):
 
     def get_verbose(self) -> str:
         """The server's log level, e.g. ``'ERROR'``."""
-        reply = self._command(_C.VERBOSE)
-        assert isinstance(reply, proto.VerboseReply)
+        reply = self._command(_C.VERBOSE, kind=proto.VerboseReply)
         return text(reply.level)
 
     def create_function(self, task: str | bytes) -> str:
@@ -192,9 +197,7 @@ class GearmanAdminClient(GearmanConnectionManager):
 
     def shutdown(self) -> None:
         """Close the connection (the next call reconnects)."""
-        if self._link is not None:
-            self._pump.remove(self._link)
-            self._link = None
+        self._io.close_all()
 
     def __enter__(self) -> GearmanAdminClient:
         return self
@@ -204,48 +207,53 @@ class GearmanAdminClient(GearmanConnectionManager):
 
     # ---------------------------------------------------------- internals
 
-    def _command(self, command: proto.AdminCommand, *arguments: bytes) -> proto.Event:
+    def _command(
+        self,
+        command: proto.AdminCommand,
+        *arguments: bytes,
+        kind: type[R] = proto.AdminOk,  # type: ignore[assignment]
+    ) -> R:
         try:
             request = proto.AdminRequest(command=command, arguments=arguments)
         except proto.LocalProtocolError as error:
-            raise errors.InvalidAdminClientState(str(error)) from error
+            raise map_error(error, errors.InvalidAdminClientState) from error
         reply = self._ask(request)
         if isinstance(reply, proto.AdminError):
             raise errors.AdminCommandError(text(reply.code), text(reply.message))
+        if not isinstance(reply, kind):
+            raise errors.InvalidAdminClientState(
+                f"{command.value!r} was answered with {type(reply).__name__}, "
+                f"not {kind.__name__}"
+            )
         return reply
 
     def _ask(self, request: proto.Event) -> proto.Event:
-        link = self._connect()
-        link.connection.queue(request)
-        deadline = deadline_after(self.poll_timeout)
-        while not self._replies:
-            self._pump.flush()
-            if self._link is None:
-                raise errors.InvalidAdminClientState("the server closed the admin connection")
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                # The reply may still come and would then answer the next
-                # command: start afresh instead.
-                self.shutdown()
-                raise errors.InvalidAdminClientState(
-                    f"no reply from {link.server} within {self.poll_timeout} s"
-                )
-            self._pump.run_once(remaining)
-        return self._replies.pop(0)
-
-    def _connect(self) -> Link:
-        if self._link is None:
-            server = self.servers[0]
+        io = self._io
+        server = self._server
+        deadline = deadline_after(io, self.poll_timeout)
+        if not io.connected(server):
             try:
-                sock = open_socket(server, timeout=self.connect_timeout)
+                io.connect(server, self._new_connection, deadline)
             except errors.ConnectionError as error:
                 raise errors.ServerUnavailable(str(error)) from error
-            self._link = Link(server, sock, proto.AdminConnection())
-            self._pump.add(self._link)
-        return self._link
+        self._connection.queue(request)
+        replies = self._replies
+        if not io.wait(lambda: bool(replies) or not io.connected(server), deadline):
+            # The reply may still come and would then answer the next
+            # command: start afresh instead.
+            self.shutdown()
+            raise errors.InvalidAdminClientState(
+                f"no reply from {server} within {self.poll_timeout} s"
+            )
+        if not replies:
+            raise errors.InvalidAdminClientState("the server closed the admin connection")
+        return replies.pop(0)
 
-    def _on_event(self, link: Link, event: proto.Event) -> None:
-        if isinstance(event, proto.ConnectionClosed):
-            self._link = None
-        else:
+    def _new_connection(self) -> proto.AdminConnection:
+        self._connection = proto.AdminConnection()
+        self._replies.clear()
+        return self._connection
+
+    def _on_event(self, server: proto.ServerAddress, event: proto.Event) -> None:
+        if not isinstance(event, proto.ConnectionClosed):
             self._replies.append(event)

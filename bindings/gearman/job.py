@@ -142,42 +142,31 @@ class GearmanJobRequest(proto.JobRequest):
             raise ValueError("an epoch job has normal priority and no reducer")
         if reducer is not None and self._priority is not proto.Priority.NORMAL:
             raise ValueError("a reduce job has normal priority")
-        self._reset_updates()
         # The real submission is built when the client sends the request, with
         # the client's encoder (python-gearman encodes at send time too).
         super().__init__(_UNSENT, max_attempts=max_attempts)
 
-    def _submission(
-        self, payload: bytes
-    ) -> proto.SubmitJob | proto.SubmitJobEpoch | proto.SubmitReduceJob:
+    def _prepare(self, data_encoder: type[DataEncoder]) -> None:
+        """Build the submission with the client's encoder (first send only).
+
+        Raises:
+            TypeError: the encoder cannot encode the data, or a name is neither
+                str nor bytes.
+            gearman_proto.LocalProtocolError: a field the protocol cannot carry.
+        """
+        self.data_encoder = data_encoder
+        if self.attempts:
+            return
         job = self.gearman_job
-        function = name_bytes(job.task, "task")
-        unique = b"" if job.unique is None else name_bytes(job.unique, "unique")
-        if self.epoch is not None:
-            return proto.SubmitJobEpoch(
-                function=function, payload=payload, unique=unique, epoch=int(self.epoch)
-            )
-        if self.reducer is not None:
-            return proto.SubmitReduceJob(
-                function=function,
-                payload=payload,
-                unique=unique,
-                reducer=name_bytes(self.reducer, "reducer"),
-                background=self._background,
-            )
-        return proto.SubmitJob(
-            function=function,
-            payload=payload,
-            unique=unique,
+        self.submission = proto.make_submission(
+            name_bytes(job.task, "task"),
+            data_encoder.encode(job.data),
+            b"" if job.unique is None else name_bytes(job.unique, "unique"),
             priority=self._priority,
             background=self._background,
+            epoch=None if self.epoch is None else int(self.epoch),
+            reducer=None if self.reducer is None else name_bytes(self.reducer, "reducer"),
         )
-
-    def _prepare(self, data_encoder: type[DataEncoder]) -> None:
-        """Encode the payload with the client's encoder (first send only)."""
-        self.data_encoder = data_encoder
-        if self.attempts == 0:
-            self.submission = self._submission(data_encoder.encode(self.gearman_job.data))
 
     def _reset_updates(self) -> None:
         self.result: Any = None
@@ -186,7 +175,6 @@ class GearmanJobRequest(proto.JobRequest):
         self.warning_updates: collections.deque[Any] = collections.deque()
         self.status_updates: collections.deque[tuple[int, int]] = collections.deque()
         self.status: dict[str, Any] = {}
-        self.timed_out = False
 
     def initialize_request(self) -> None:
         """Forget every update (python-gearman's name for :meth:`reset`)."""
@@ -194,14 +182,7 @@ class GearmanJobRequest(proto.JobRequest):
 
     def reset(self) -> None:
         """Back to ``JOB_UNKNOWN`` with no updates, ready to be submitted again."""
-        self.state = proto.JobState.UNKNOWN
-        self.handle = None
-        self.known = self.running = None
-        self.numerator = self.denominator = None
-        self.server = None
-        self.attempts = 0
-        self.lost = False
-        self.error = None
+        super().reset()
         self._reset_updates()
 
     # python-gearman's attribute names over the core's
@@ -236,6 +217,9 @@ class GearmanJobRequest(proto.JobRequest):
         return self.status
 
     # Hooks called by the core after it recorded an event.
+    def _on_sent(self) -> None:
+        self.gearman_job.connection = self.server
+
     def _on_created(self) -> None:
         self.gearman_job.handle = text(self.handle)  # type: ignore[arg-type]
 

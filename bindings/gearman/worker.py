@@ -1,26 +1,26 @@
-"""The blocking :class:`GearmanWorker`: python-gearman 2.0.2's worker on Python 3.
+"""The sync :class:`GearmanWorker`: python-gearman 2.0.2's worker on Python 3.
 
-One selector loop serves every server: :class:`gearman_proto.WorkerSession`
-decides registrations and grabs (it holds one job at a time across all
-servers), this module connects, reads, writes and calls the task functions.
+:class:`gearman_proto.WorkerSession` decides registrations, grabs, timers
+and what a job's outcome sends; the kernel (:mod:`gearman._worker_kernel`)
+turns jobs into :class:`GearmanJob` objects and encodes replies.  This
+module is the loop: connect what the session asks for, wait until a job
+arrives or a timer is due, run the task functions, call the hooks.
 """
 
 from __future__ import annotations
 
-import collections
+import functools
 import logging
 import sys
-import time
-import traceback
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import gearman_proto as proto
 
 from . import errors
-from ._blocking import Link, Pump, open_socket
-from ._common import name_bytes, text
+from ._blocking import BlockingRuntime
+from ._runtime import RuntimeFactory
+from ._worker_kernel import ExcInfo, WorkerKernel
 from .connection_manager import GearmanConnectionManager
 from .job import GearmanJob
 
@@ -31,7 +31,6 @@ logger = logging.getLogger("gearman.worker")
 POLL_TIMEOUT_IN_SECONDS = 60.0
 
 Task = Callable[["GearmanWorker", GearmanJob], Any]
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
 class GearmanWorker(GearmanConnectionManager):
@@ -49,6 +48,9 @@ class GearmanWorker(GearmanConnectionManager):
             SUBMIT_JOB_EPOCH jobs that come due are found (None: never).
     """
 
+    #: the I/O runtime (blocking sockets; ``gearman.gevent`` swaps in its own).
+    runtime_factory: ClassVar[RuntimeFactory] = BlockingRuntime
+
     def __init__(
         self,
         host_list: Any = None,
@@ -65,11 +67,18 @@ class GearmanWorker(GearmanConnectionManager):
         self.epoch_poll_interval = epoch_poll_interval
         self.worker_abilities: dict[str | bytes, Task] = {}
         self.worker_client_id: str | bytes | None = None
-        self._names: dict[bytes, str | bytes] = {}
-        # GRAB_JOB_ALL: jobs carry their unique id and, for reduce jobs, the reducer.
-        self._session = proto.WorkerSession(self.servers, grab_mode=proto.GrabMode.ALL)
-        self._pump = Pump(self._on_event)
-        self._jobs: collections.deque[GearmanJob] = collections.deque()
+        self._kernel = WorkerKernel(
+            self.servers, send_exceptions=send_exceptions, epoch_poll_interval=epoch_poll_interval
+        )
+        self._kernel.data_encoder = self.data_encoder
+        self._session = self._kernel.session
+        self._io = type(self).runtime_factory(
+            self._kernel.receive,
+            shared=False,
+            keepalive=keepalive,
+            connect_timeout=connect_timeout,
+        )
+        self._kernel.now = self._io.now
         self._continue = True
 
     # ---------------------------------------------------------- abilities
@@ -84,28 +93,23 @@ class GearmanWorker(GearmanConnectionManager):
         gearmand re-queues a job this worker holds longer than that.  Only
         the change is sent to the servers.
         """
-        function = name_bytes(task, "task")
-        self._names[function] = task
+        self._kernel.register(task, timeout)
         self.worker_abilities[task] = callback_function
-        milliseconds = None if timeout is None else max(1, round(timeout * 1000))
-        self._session.register(function, milliseconds)
-        self._pump.flush()
+        self._flush()
         return task
 
     def unregister_task(self, task: str | bytes) -> str | bytes:
         """Stop taking jobs of *task* (CANT_DO)."""
-        function = name_bytes(task, "task")
-        registered = self._names.pop(function, task)
+        registered = self._kernel.unregister(task)
         self.worker_abilities.pop(registered, None)
-        self._session.unregister(function)
-        self._pump.flush()
+        self._flush()
         return task
 
     def set_client_id(self, client_id: str | bytes) -> str | bytes:
         """Label this worker's connections in the admin ``workers`` list."""
+        self._kernel.set_client_id(client_id)
         self.worker_client_id = client_id
-        self._session.set_client_id(name_bytes(client_id, "client_id"))
-        self._pump.flush()
+        self._flush()
         return client_id
 
     # ----------------------------------------------------------- the loop
@@ -114,49 +118,48 @@ class GearmanWorker(GearmanConnectionManager):
         """Serve jobs until :meth:`after_poll` or :meth:`after_job` returns False.
 
         :meth:`after_poll` is called once before the first wait and after
-        every wait, which lasts at most *poll_timeout* seconds.  Servers that
-        are down are retried with back-off; the loop never gives up on them.
+        every wait, which lasts at most *poll_timeout* seconds (and ends
+        early when a job arrives, or a reconnect or epoch wake-up is due).
+        Servers that are down are retried with back-off; the loop never
+        gives up on them.
         """
+        self._kernel.data_encoder = self.data_encoder
         self._continue = self.after_poll(False)
-        next_wake = self._next_wake()
-        pump = self._pump
+        io = self._io
+        session = self._session
+        jobs = self._kernel.jobs
         while self._continue:
-            if next_wake is None and len(pump.links) == len(self.servers):
-                timeout = poll_timeout  # the usual case: nothing to reconnect or wake
-            else:
-                if len(pump.links) < len(self.servers):
-                    self.establish_worker_connections()
-                if next_wake is not None and time.monotonic() >= next_wake:
-                    self._session.wake()
-                    next_wake = self._next_wake()
-                timeout = self._poll_timeout(poll_timeout, next_wake)
-            pump.flush()
-            activity = pump.run_once(timeout)
-            if self._jobs:
+            now = io.now()
+            if session.tick(now):
+                self.establish_worker_connections()
+            deadline = None if poll_timeout is None else now + poll_timeout
+            due = session.next_deadline()
+            if due is not None and (deadline is None or due < deadline):
+                deadline = due
+            activity = io.wait(jobs.__len__, deadline)  # type: ignore[arg-type]
+            if jobs:
                 self._run_jobs()
             if self._continue:
                 self._continue = self.after_poll(activity)
-        self._pump.flush()
+        self._flush()
         self.shutdown()
 
-    def establish_worker_connections(self) -> list[Link]:
+    def establish_worker_connections(self) -> list[proto.ServerAddress]:
         """Connect to every server that has no connection and is out of back-off.
 
-        A new connection is registered at once (client id and abilities sent).
+        A new connection is registered at once (client id and abilities
+        sent).  Returns the servers connected now.
         """
-        connected = False
-        for server in self._session.missing_servers(time.monotonic()):
+        io = self._io
+        session = self._session
+        for server in session.missing_servers(io.now()):
             try:
-                sock = open_socket(server, timeout=self.connect_timeout, keepalive=self.keepalive)
+                io.connect(server, functools.partial(session.connection_made, server), None)
             except errors.ConnectionError as error:
                 logger.warning("%s", error)
-                self._session.connect_failed(server, time.monotonic())
-                continue
-            self._pump.add(Link(server, sock, self._session.connection_made(server)))
-            connected = True
-        if connected:
-            self._pump.flush()
-        return list(self._pump.links.values())
+                session.connect_failed(server, io.now())
+        self._flush()
+        return [server for server in self.servers if io.connected(server)]
 
     def after_poll(self, any_activity: bool) -> bool:
         """Override: called around every wait; return False to leave :meth:`work`."""
@@ -168,9 +171,7 @@ class GearmanWorker(GearmanConnectionManager):
 
     def shutdown(self) -> None:
         """Close every connection (held jobs go back to the servers' queues)."""
-        for server in list(self._pump.links):
-            self._pump.remove(self._pump.links[server])
-            self._session.connection_lost(server, time.monotonic())
+        self._io.close_all()
 
     def has_job_lock(self) -> bool:
         """Whether the worker holds a job right now."""
@@ -188,23 +189,16 @@ class GearmanWorker(GearmanConnectionManager):
         return self.on_job_complete(current_job, job_result)
 
     def on_job_exception(self, current_job: GearmanJob, exc_info: ExcInfo) -> bool:
-        """Log the traceback and report the failure; returns False."""
-        logger.error(
-            "task %r (job %s) raised",
-            current_job.task,
-            current_job.handle,
-            exc_info=exc_info,
-        )
-        if self.send_exceptions:
-            formatted = "".join(traceback.format_exception_only(exc_info[0], exc_info[1]))
-            self.send_job_exception(current_job, formatted.strip())
-        else:
-            self.send_job_failure(current_job)
+        """Log the traceback and report the failure (WORK_EXCEPTION with
+        ``send_exceptions``, else WORK_FAIL); returns False."""
+        self._kernel.raised(current_job, exc_info)
+        self._flush()
         return False
 
     def on_job_complete(self, current_job: GearmanJob, job_result: Any) -> bool:
         """Send the result (``None`` becomes an empty result); returns True."""
-        self.send_job_complete(current_job, b"" if job_result is None else job_result)
+        self._kernel.returned(current_job, job_result)
+        self._flush()
         return True
 
     # ------------------------------------------------------- job replies
@@ -213,7 +207,7 @@ class GearmanWorker(GearmanConnectionManager):
         self, current_job: GearmanJob, data: Any, poll_timeout: float | None = None
     ) -> None:
         """End *current_job* with *data* (encoded with ``data_encoder``)."""
-        self._reply(current_job, self._session.complete, self.data_encoder.encode(data))
+        self._reply(current_job, self._session.complete, self._kernel.encode(data))
 
     def send_job_failure(self, current_job: GearmanJob, poll_timeout: float | None = None) -> None:
         """End *current_job* as failed (WORK_FAIL)."""
@@ -223,19 +217,19 @@ class GearmanWorker(GearmanConnectionManager):
         self, current_job: GearmanJob, data: Any, poll_timeout: float | None = None
     ) -> None:
         """End *current_job* with an exception payload (WORK_EXCEPTION only)."""
-        self._reply(current_job, self._session.fail, self.data_encoder.encode(data))
+        self._reply(current_job, self._session.fail, self._kernel.encode(data))
 
     def send_job_data(
         self, current_job: GearmanJob, data: Any, poll_timeout: float | None = None
     ) -> None:
         """Send partial data for *current_job* (WORK_DATA), now."""
-        self._reply(current_job, self._session.data, self.data_encoder.encode(data))
+        self._reply(current_job, self._session.data, self._kernel.encode(data))
 
     def send_job_warning(
         self, current_job: GearmanJob, data: Any, poll_timeout: float | None = None
     ) -> None:
         """Send a warning for *current_job* (WORK_WARNING), now."""
-        self._reply(current_job, self._session.warning, self.data_encoder.encode(data))
+        self._reply(current_job, self._session.warning, self._kernel.encode(data))
 
     def send_job_status(
         self,
@@ -252,59 +246,34 @@ class GearmanWorker(GearmanConnectionManager):
     # ---------------------------------------------------------- internals
 
     def _reply(self, job: GearmanJob, send: Callable[..., bool], *arguments: Any) -> None:
-        server = job.connection
-        if server is None or job.handle is None:
-            raise errors.InvalidWorkerState(f"{job!r} was not assigned by a server")
-        with_handle = job.handle.encode("utf-8", "surrogateescape")
-        try:
-            sent = send(server, with_handle, *arguments)
-        except proto.LocalProtocolError as error:
-            raise errors.InvalidWorkerState(str(error)) from error
-        if sent:
-            self._pump.flush()
+        self._kernel.data_encoder = self.data_encoder
+        if self._kernel.reply(job, send, *arguments):
+            self._flush()
 
-    def _on_event(self, link: Link, event: proto.Event) -> None:
-        for assigned in self._session.receive(link.server, event, time.monotonic()):
-            data = self.data_encoder.decode(assigned.payload)
-            task = self._names.get(assigned.function)
-            if task is None:  # a function unregistered meanwhile
-                task = text(assigned.function)
-            unique = None if assigned.unique is None else text(assigned.unique)
-            reducer = None if assigned.reducer is None else text(assigned.reducer)
-            job = GearmanJob(link.server, text(assigned.handle), task, unique, data, reducer)
-            self._jobs.append(job)
+    def _flush(self) -> None:
+        """Write what the session queued, without waiting for anything."""
+        self._io.wait(_always, None)
 
     def _run_jobs(self) -> None:
-        while self._jobs:
-            job = self._jobs.popleft()
-            if job.task not in self.worker_abilities:
-                logger.warning("job %s for unregistered task %r: failing it", job.handle, job.task)
-                self.send_job_failure(job)
-                continue
-            self.on_job_execute(job)
-            if not self.after_job():
-                self._continue = False
-                self._session.accepting = False
+        jobs = self._kernel.jobs
+        while jobs:
+            job = jobs.popleft()
+            self._io.run_job(lambda job=job: self._run_one(job))  # type: ignore[misc]
+            if not self._continue:
                 return
 
-    def _next_wake(self) -> float | None:
-        if self.epoch_poll_interval is None:
-            return None
-        return time.monotonic() + self.epoch_poll_interval
-
-    def _poll_timeout(self, poll_timeout: float | None, next_wake: float | None) -> float | None:
-        timeouts = [poll_timeout] if poll_timeout is not None else []
-        if next_wake is not None:
-            timeouts.append(max(0.0, next_wake - time.monotonic()))
-        if len(self._pump.links) < len(self.servers):
-            retry = self._session.pool.next_retry(
-                [s for s in self.servers if s not in self._pump.links]
-            )
-            timeouts.append(max(0.05, retry - time.monotonic()))
-        return min(timeouts, default=None)
+    def _run_one(self, job: GearmanJob) -> None:
+        self.on_job_execute(job)
+        if not self.after_job():
+            self._continue = False
+            self._session.accepting = False
 
     def __enter__(self) -> GearmanWorker:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
+
+
+def _always() -> bool:
+    return True

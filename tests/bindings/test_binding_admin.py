@@ -238,8 +238,8 @@ def test_exactly_one_server(address: str) -> None:
 def test_context_manager_closes_the_connection(address: str) -> None:
     with GearmanAdminClient([address]) as admin:
         admin.ping_server()
-        assert admin._link is not None
-    assert admin._link is None
+        assert admin._io.connected(admin._server)
+    assert not admin._io.connected(admin._server)
     assert admin.ping_server() >= 0  # reconnects on demand
 
 

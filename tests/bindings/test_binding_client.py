@@ -23,6 +23,7 @@ from _binding_helpers import (
 )
 
 import gearman
+import gearman_proto
 from devtools.gearmand import Gearmand
 from gearman import (
     JOB_COMPLETE,
@@ -40,7 +41,8 @@ from gearman import (
     GearmanWorker,
     errors,
 )
-from gearman._blocking import Pump
+from gearman._blocking import BlockingRuntime
+from gearman._client_kernel import all_settled
 
 
 @pytest.fixture
@@ -566,13 +568,13 @@ def test_a_batch_of_submissions_leaves_in_one_write_per_server(
     servers = [gearmand_factory(), gearmand_factory()]
     client = GearmanClient([s.address for s in servers])
     writes: list[tuple[str, int]] = []
-    real_write = Pump._write
+    real_write = BlockingRuntime._write
 
-    def counting_write(self: Pump, link: Any, data: bytes) -> bool:
+    def counting_write(self: BlockingRuntime, link: Any, data: bytes) -> None:
         writes.append((str(link.server), len(data)))
-        return real_write(self, link, data)
+        real_write(self, link, data)
 
-    monkeypatch.setattr(Pump, "_write", counting_write)
+    monkeypatch.setattr(BlockingRuntime, "_write", counting_write)
     jobs = [{"task": unique_name("batch"), "data": b"%d" % i} for i in range(40)]
     requests = client.submit_multiple_jobs(jobs, background=True, poll_timeout=10)
     assert all(r.state == JOB_CREATED for r in requests)
@@ -585,19 +587,19 @@ def test_a_batch_of_submissions_leaves_in_one_write_per_server(
 def test_waiting_for_many_jobs_checks_each_job_a_bounded_number_of_times() -> None:
     """A wait re-checks only the requests not yet seen done, so N jobs cost O(N)."""
 
+    calls = 0
+
     class Flag:
         def __init__(self) -> None:
             self.done = False
 
+        def settled(self, goal: object) -> bool:
+            nonlocal calls
+            calls += 1
+            return self.done
+
     flags = [Flag() for _ in range(500)]
-    calls = 0
-
-    def test(flag: Flag) -> bool:
-        nonlocal calls
-        calls += 1
-        return flag.done
-
-    done = gearman.client._all_of(flags, test)  # type: ignore[arg-type]
+    done = all_settled(flags, gearman_proto.Goal.FINISHED)  # type: ignore[arg-type]
     for flag in flags:  # one job finishes per read, in order
         assert not done()
         flag.done = True

@@ -247,13 +247,13 @@ def test_client_without_the_option_gets_the_failure_with_trailing_nul(
     with serving([address], {task: lambda worker, job: b"hidden"}, ExceptionWorker):
         client = GearmanClient([address])  # no exceptions option
         request = client.submit_job(task, b"", poll_timeout=10)
-        link = next(iter(client._pump.links.values()))
+        link = next(iter(client._io._links.values()))
         assert (request.state, request.exception, request.lost) == (JOB_FAILED, None, False)
         assert not request.timed_out
         # the same connection carries on: nothing was taken for a protocol error
         follow_up = client.submit_job(task, b"", poll_timeout=10)
         assert follow_up.state == JOB_FAILED
-        assert next(iter(client._pump.links.values())) is link
+        assert next(iter(client._io._links.values())) is link
     assert not [r for r in caplog.records if r.name.startswith("gearman.io")]
 
 
@@ -356,7 +356,7 @@ def test_sockets_have_tcp_nodelay(address: str) -> None:
     """Old: TCP_NODELAY was set with an 8-byte struct on 64-bit systems."""
     client = GearmanClient([address])
     client.submit_job(unique_name("nobody"), b"", background=True, poll_timeout=10)
-    (link,) = client._pump.links.values()
+    (link,) = client._io._links.values()
     assert link.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
@@ -397,7 +397,7 @@ def test_file_descriptors_above_1024(address: str) -> None:
         with serving([address], {task: reverse}) as runner:
             client = GearmanClient([address])
             request = client.submit_job(task, b"fd", poll_timeout=10)
-            (link,) = client._pump.links.values()
+            (link,) = client._io._links.values()
             assert link.sock.fileno() >= 1024
             with GearmanAdminClient([address]) as admin:
                 assert admin.ping_server() >= 0

@@ -168,7 +168,7 @@ def test_after_poll_is_called_first_with_false_then_after_every_wait(address: st
     assert len(calls) == 6
     assert calls[0][1] is False
     assert calls[-1][0] - started < 3.0, "an idle loop must wake every poll_timeout"
-    assert worker._pump.links == {}  # connections closed when work() ends
+    assert worker._io._links == {}  # connections closed when work() ends
 
 
 def test_after_poll_sees_activity(address: str) -> None:
@@ -430,9 +430,9 @@ def test_worker_context_manager_and_shutdown_close_connections(address: str) -> 
     with GearmanWorker([address]) as worker:
         worker.register_task(task, reverse)
         worker.establish_worker_connections()
-        assert len(worker._pump.links) == 1
+        assert len(worker._io._links) == 1
         wait_for_workers(address, task)
-    assert worker._pump.links == {}
+    assert worker._io._links == {}
     wait_for_workers(address, task, count=0)
 
 

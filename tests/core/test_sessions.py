@@ -83,14 +83,15 @@ def test_pool_rotates_and_skips_servers_in_backoff() -> None:
     assert pool.available(A, 20.0)
 
 
-def test_pool_lets_a_lost_server_reconnect_once_then_backs_off() -> None:
+def test_pool_reconnects_a_working_server_at_once_however_often_it_was_lost() -> None:
     pool = gp.ServerPool([A], backoff_initial=1.0, backoff_max=8.0, rng=random.Random(3))
-    assert pool.lost(A, 0.0) == 0.0
-    assert pool.available(A, 0.0)
-    again = pool.lost(A, 2.0)
-    assert again > 2.0
-    assert not pool.available(A, 2.0)
-    assert pool.lost(A, 20.0) == 20.0  # long after the last loss: immediate again
+    for now in (0.0, 1.0, 2.0, 3.0):
+        assert pool.lost(A, now) == now
+        assert pool.available(A, now)
+    # A server that drops a fresh connection before answering has failed.
+    again = pool.lost(A, 4.0, proven=False)
+    assert again > 4.0
+    assert not pool.available(A, 4.0)
 
 
 def test_pool_backoff_is_capped() -> None:
@@ -116,7 +117,7 @@ def client_session(**kwargs) -> gp.ClientSession:
 
 def submit(session: gp.ClientSession, server=A, **kwargs) -> gp.JobRequest:
     request = gp.JobRequest(gp.SubmitJob(function=b"f", payload=b"x", **kwargs))
-    session.submit(request, server)
+    session.submit(request, 0.0, server=server)
     return request
 
 
@@ -169,7 +170,7 @@ def test_hooks_see_data_and_warnings() -> None:
 
     session = client_session(exceptions=True)
     request = Recording(gp.SubmitJob(function=b"f"))
-    session.submit(request, A)
+    session.submit(request, 0.0, server=A)
     feed(session, A, res(T.OPTION_RES, b"exceptions") + res(T.JOB_CREATED, b"H:1"))
     feed(session, A, res(T.WORK_DATA, b"H:1", b"d\0x") + res(T.WORK_WARNING, b"H:1", b"w"))
     feed(session, A, res(T.WORK_EXCEPTION, b"H:1", b"boom"))
@@ -210,32 +211,41 @@ def test_server_error_fails_the_submission_it_answers() -> None:
 def test_lost_before_job_created_is_retryable_then_exhausted() -> None:
     session = client_session()
     request = gp.JobRequest(gp.SubmitJob(function=b"f"), max_attempts=2)
-    session.submit(request, A)
-    changed = session.connection_lost(A, 5.0)
-    assert changed == [request]
+    session.submit(request, 0.0, server=A)
+    loss = session.connection_lost(A, 5.0)
+    assert loss.resent == [request]
     assert request.state is gp.JobState.UNKNOWN
-    assert request.retryable
-    assert session.pool.available(A, 5.0)  # a first loss may reconnect at once
+    assert request.retryable  # the session sends it again itself
+    assert not request.accepted
+    # Never answered on A: A is in back-off, so the resend wants B.
+    assert not session.pool.available(A, 5.0)
+    assert session.connection_wanted(5.0) == B
     session.connection_made(B)
-    session.submit(request, B)
-    session.connection_lost(B, 5.0)
+    assert request.state is gp.JobState.PENDING
+    assert request.server == B
+    assert session.data_to_send() == {B: req(T.SUBMIT_JOB, b"f", b"", b"")}
+    loss = session.connection_lost(B, 5.0)
+    assert loss.undelivered == [request]
+    assert isinstance(request.delivery_error, gp.AttemptsExceeded)
+    assert request.delivery_error.attempts == 2
+    assert request.finished
+    assert session.connection_wanted(5.0) is None
     session.connection_made(B)
-    with pytest.raises(gp.AttemptsExceeded) as caught:
-        session.submit(request, B)
-    assert caught.value.attempts == 2
+    with pytest.raises(gp.AttemptsExceeded):
+        session.submit(request, 5.0, server=B)
 
 
 def test_lost_after_job_created_is_never_resent() -> None:
     session = client_session()
     request = submit(session)
     feed(session, A, res(T.JOB_CREATED, b"H:4"))
-    assert session.connection_lost(A, 0.0) == [request]
+    assert session.connection_lost(A, 0.0).lost == [request]
     assert request.lost
     assert request.finished
     assert not request.retryable
     session.connection_made(A)
     with pytest.raises(gp.LocalProtocolError, match="cannot be submitted again"):
-        session.submit(request, A)
+        session.submit(request, 0.0, server=A)
 
 
 def test_eof_is_a_connection_loss() -> None:
@@ -249,10 +259,11 @@ def test_submit_needs_a_connection_and_a_fresh_request() -> None:
     session = client_session()
     request = gp.JobRequest(gp.SubmitJob(function=b"f"))
     with pytest.raises(gp.LocalProtocolError, match="no connection"):
-        session.submit(request, B)
-    session.submit(request, A)
+        session.submit(request, 0.0, server=B)
+    session.submit(request, 0.0, server=A)
+    assert request.server == A
     with pytest.raises(gp.LocalProtocolError, match="cannot be submitted again"):
-        session.submit(request, A)
+        session.submit(request, 0.0, server=A)
     with pytest.raises(gp.LocalProtocolError, match="already has a connection"):
         session.connection_made(A)
 
@@ -285,7 +296,7 @@ def test_status_query_by_request_handle_and_unique() -> None:
     assert by_handle.answered
     assert not by_handle.known
 
-    by_unique = session.query_unique(b"u")
+    by_unique = session.query_unique(b"u", 0.0)
     assert by_unique.servers == [A, B]
     feed(session, B, res(T.STATUS_RES_UNIQUE, b"u", b"1", b"0", b"0", b"0", b"2"))
     feed(session, A, res(T.STATUS_RES_UNIQUE, b"u", b"0", b"0", b"0", b"0", b"0"))
@@ -309,8 +320,12 @@ def test_status_query_needs_a_handle_and_connection() -> None:
     request = gp.JobRequest(gp.SubmitJob(function=b"f"))
     with pytest.raises(gp.LocalProtocolError, match="no handle"):
         session.query_status(request)
-    with pytest.raises(gp.LocalProtocolError, match="no connection"):
-        session.query_handle(B, b"H:1")
+    # A server without a connection: the query waits for the binding to connect it.
+    query = session.query_handle(B, b"H:1")
+    assert session.connection_wanted(0.0) == B
+    session.connect_failed(B, 0.0)
+    assert query.done
+    assert query.failed_servers == [B]
 
 
 def test_forgotten_requests_ignore_later_packets() -> None:
@@ -474,3 +489,140 @@ def test_server_errors_are_logged_not_fatal(caplog: pytest.LogCaptureFixture) ->
         gp.WorkerSession([A], max_jobs=0)
     with pytest.raises(gp.LocalProtocolError, match="already"):
         session.connection_made(A)
+
+
+# ------------------------------------------------- placement and waits (core)
+
+
+def test_a_request_waits_for_the_connection_the_session_wants_then_leaves() -> None:
+    session = gp.ClientSession([A, B], pool=gp.ServerPool([A, B], rng=random.Random(0)))
+    request = gp.JobRequest(gp.SubmitJob(function=b"f"))
+    session.submit(request, 0.0)
+    assert request.placing
+    assert not request.accepted
+    assert session.wants_connection
+    assert session.connection_wanted(0.0) == A
+    session.connect_failed(A, 0.0)  # A down: the request moves on to B
+    assert session.connection_wanted(0.0) == B
+    session.connection_made(B)
+    assert (request.state, request.server, request.attempts) == (gp.JobState.PENDING, B, 1)
+    assert session.data_to_send() == {B: req(T.SUBMIT_JOB, b"f", b"", b"")}
+    assert not session.wants_connection
+
+
+def test_no_server_left_ends_the_request_with_no_server_available() -> None:
+    session = gp.ClientSession([A])
+    request = gp.JobRequest(gp.SubmitJob(function=b"f"))
+    session.submit(request, 0.0)
+    session.connect_failed(A, 0.0)
+    assert isinstance(request.delivery_error, gp.NoServerAvailable)
+    assert request.accepted
+    assert request.finished
+    assert gp.undelivered([request]) is request.delivery_error
+    later = gp.JobRequest(gp.SubmitJob(function=b"f"))
+    session.submit(later, 0.1)  # A still in back-off: refused at once
+    assert isinstance(later.delivery_error, gp.NoServerAvailable)
+    assert session.tracked == 0
+
+
+def test_a_working_server_lost_is_reconnected_for_the_resend_at_once() -> None:
+    session = gp.ClientSession([A])
+    session.connection_made(A)
+    first = gp.JobRequest(gp.SubmitJob(function=b"f"))
+    session.submit(first, 0.0)
+    feed(session, A, res(T.JOB_CREATED, b"H:1"))  # A has answered: it works
+    second = gp.JobRequest(gp.SubmitJob(function=b"f"), max_attempts=2)
+    session.submit(second, 1.0)
+    loss = session.connection_lost(A, 1.0)
+    assert (loss.lost, loss.resent) == ([first], [second])
+    assert session.connection_wanted(1.0) == A  # no back-off after a working connection
+    session.connection_made(A)
+    assert second.state is gp.JobState.PENDING
+    assert second.attempts == 2
+
+
+@pytest.mark.parametrize(
+    ("state", "goal", "settled", "reached"),
+    [
+        ("pending", gp.Goal.ACCEPTED, False, False),
+        ("created", gp.Goal.ACCEPTED, True, True),
+        ("created", gp.Goal.FINISHED, False, False),
+        ("complete", gp.Goal.FINISHED, True, True),
+        ("lost", gp.Goal.ACCEPTED, True, False),
+        ("lost", gp.Goal.FINISHED, True, False),
+    ],
+)
+def test_goals_say_when_a_wait_ends_and_whether_it_timed_out(
+    state: str, goal: gp.Goal, settled: bool, reached: bool
+) -> None:
+    session = client_session()
+    request = submit(session)
+    if state != "pending":
+        feed(session, A, res(T.JOB_CREATED, b"H:1"))
+    if state == "complete":
+        feed(session, A, res(T.WORK_COMPLETE, b"H:1", b"r"))
+    if state == "lost":
+        session.connection_lost(A, 0.0)
+    assert request.settled(goal) is settled
+    assert request.reached(goal) is reached
+    gp.settle([request], goal)
+    assert request.timed_out is not reached
+
+
+def test_acceptance_deadline_is_the_earlier_of_call_and_submit_timeout() -> None:
+    assert gp.acceptance_deadline(10.0, None, None) is None
+    assert gp.acceptance_deadline(10.0, 12.0, None) == 12.0
+    assert gp.acceptance_deadline(10.0, None, 1.0) == 11.0
+    assert gp.acceptance_deadline(10.0, 12.0, 5.0) == 12.0
+    assert gp.acceptance_deadline(10.0, 12.0, 1.0) == 11.0
+
+
+def test_make_submission_picks_the_packet_family() -> None:
+    assert isinstance(gp.make_submission(b"f", b"x", epoch=5), gp.SubmitJobEpoch)
+    assert isinstance(gp.make_submission(b"f", b"x", reducer=b"r"), gp.SubmitReduceJob)
+    plain = gp.make_submission(b"f", b"x", priority=gp.Priority.HIGH, background=True)
+    assert (plain.priority, plain.background) == (gp.Priority.HIGH, True)
+    with pytest.raises(gp.LocalProtocolError, match="epoch"):
+        gp.make_submission(b"f", b"x", epoch=5, priority=gp.Priority.LOW)
+    with pytest.raises(gp.LocalProtocolError, match="reduce"):
+        gp.make_submission(b"f", b"x", reducer=b"r", priority=gp.Priority.LOW)
+
+
+def test_worker_outcome_rules() -> None:
+    plain = worker_session()
+    plain.connection_made(A)
+    plain.data_to_send()
+    feed(plain, A, res(T.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"", b"x"))
+    plain.job_returned(A, b"H:1", None)  # None is an empty result
+    assert plain.data_to_send()[A].startswith(req(T.WORK_COMPLETE, b"H:1", b""))
+    feed(plain, A, res(T.JOB_ASSIGN_UNIQ, b"H:2", b"f", b"", b"x"))
+    plain.job_raised(A, b"H:2", b"ValueError: x")  # without send_exceptions: WORK_FAIL
+    assert plain.data_to_send()[A].startswith(req(T.WORK_FAIL, b"H:2"))
+    # A job for a function unregistered meanwhile is failed by the session itself.
+    assert feed(plain, A, res(T.JOB_ASSIGN_UNIQ, b"H:3", b"gone", b"", b"x")) == []
+    assert plain.data_to_send()[A].startswith(req(T.WORK_FAIL, b"H:3"))
+
+    telling = gp.WorkerSession([A], send_exceptions=True)
+    telling.register(b"f")
+    telling.connection_made(A)
+    feed(telling, A, res(T.JOB_ASSIGN_UNIQ, b"H:4", b"f", b"", b"x"))
+    telling.data_to_send()
+    telling.job_raised(A, b"H:4", b"ValueError: x")
+    assert telling.data_to_send()[A].startswith(req(T.WORK_EXCEPTION, b"H:4", b"ValueError: x"))
+
+
+def test_worker_timers_cover_epoch_wakes_and_reconnects() -> None:
+    session = gp.WorkerSession([A, B], epoch_poll_interval=5.0, pool=gp.ServerPool([A, B]))
+    session.register(b"f")
+    assert session.tick(0.0) == [A, B]  # schedules the first wake-up, asks for connections
+    session.connection_made(A)
+    session.connect_failed(B, 0.0)
+    retry = session.pool.next_retry([B])
+    assert session.next_deadline() == min(5.0, retry)
+    feed(session, A, res(T.NO_JOB))
+    session.data_to_send()
+    assert session.tick(5.0) == [B]  # due: wakes A, and B is out of back-off
+    assert session.data_to_send() == {A: GRAB_UNIQ}
+    assert session.next_deadline() == retry  # B is missing: already due
+    with pytest.raises(ValueError, match="epoch_poll_interval"):
+        gp.WorkerSession([A], epoch_poll_interval=0)

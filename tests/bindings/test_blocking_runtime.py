@@ -1,7 +1,8 @@
-"""The blocking binding's poll loop (``gearman._blocking.Pump``) over a socket pair.
+"""The blocking runtime's own loop (``gearman._blocking.BlockingRuntime``) over a socket pair.
 
 The far end of the pair plays the server, so these tests see exactly the
-bytes the pump writes and when it writes them.
+bytes the runtime writes and when it writes them.  (What every runtime must
+do is tested through the facades; this is what poll(2) pumping adds.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 import gearman_proto as proto
-from gearman._blocking import Link, Pump
+from gearman._blocking import BlockingRuntime
 
 SERVER = proto.ServerAddress("127.0.0.1", 4730)
 NO_JOB = b"\0RES\0\0\0\x0a\0\0\0\0"
@@ -38,15 +39,33 @@ def pending(sock: socket.socket) -> bytes:
         return b""
 
 
+class Pump:
+    """A runtime over one link, read until its sink has seen something new."""
+
+    def __init__(self, on_event: object) -> None:
+        self.seen = 0
+
+        def sink(server: proto.ServerAddress, event: proto.Event) -> None:
+            self.seen += 1
+            on_event(server, event)  # type: ignore[operator]
+
+        self.runtime = BlockingRuntime(sink)
+
+    def run_once(self, timeout: float) -> bool:
+        seen = self.seen
+        return self.runtime.wait(lambda: self.seen > seen, self.runtime.now() + timeout)
+
+
 def registered_worker(
     pair: tuple[socket.socket, socket.socket], on_event: object
 ) -> tuple[Pump, proto.WorkerConnection]:
     ours, theirs = pair
     worker = proto.WorkerConnection()
     worker.queue(proto.CanDo(function=b"f"))  # leaves CAN_DO and GRAB_JOB_UNIQ queued
-    pump = Pump(on_event)  # type: ignore[arg-type]
-    pump.add(Link(SERVER, ours, worker))
-    pump.flush()
+    pump = Pump(on_event)
+    ours.setblocking(False)
+    pump.runtime._attach(SERVER, ours, worker)
+    pump.runtime.wait(lambda: True, None)  # writes what is queued
     assert theirs.recv(65536).endswith(GRAB_JOB_UNIQ)
     return pump, worker
 
@@ -57,7 +76,7 @@ def test_the_cores_own_answer_is_written_before_the_events_are_handled(
 ) -> None:
     on_the_wire_during_callback: list[bytes] = []
     pump, _ = registered_worker(
-        pair, lambda link, event: on_the_wire_during_callback.append(pending(pair[1]))
+        pair, lambda server, event: on_the_wire_during_callback.append(pending(pair[1]))
     )
     pair[1].sendall(NO_JOB)
     if packet == NOOP:  # asleep first, so the NOOP wakes it
@@ -72,7 +91,7 @@ def test_a_batch_of_packets_in_one_read_is_handed_on_in_order(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
     seen: list[type[proto.Event]] = []
-    pump, worker = registered_worker(pair, lambda link, event: seen.append(type(event)))
+    pump, worker = registered_worker(pair, lambda server, event: seen.append(type(event)))
     assign = b"\0RES\0\0\0\x1f\0\0\0\x0aH:1\0f\0u\0xy"
     pair[1].sendall(assign + NOOP)
     assert pump.run_once(5)
@@ -84,9 +103,9 @@ def test_the_server_closing_reaches_the_callback_as_connection_closed(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
     seen: list[proto.Event] = []
-    pump, _ = registered_worker(pair, lambda link, event: seen.append(event))
+    pump, _ = registered_worker(pair, lambda server, event: seen.append(event))
     pair[1].close()
     assert pump.run_once(5)
     (closed,) = seen
     assert isinstance(closed, proto.ConnectionClosed)
-    assert pump.links == {}
+    assert not pump.runtime.connected(SERVER)

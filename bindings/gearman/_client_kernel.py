@@ -1,0 +1,214 @@
+"""The client's kernel: everything python-gearman-shaped about a client, no I/O.
+
+Owns: building :class:`GearmanJobRequest` objects from python-gearman's
+arguments and dicts, the collection checks, submitting through
+:class:`gearman_proto.ClientSession` with the one error map, the wait
+conditions and their end (``timed_out``, the errors a wait raises), and the
+status dictionaries.  Shared by the sync and the async facades; imports no
+I/O library and never waits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import gearman_proto as proto
+
+from . import errors
+from ._common import DataEncoder, map_error, name_bytes, parse_host_list, random_unique, text
+from .constants import PRIORITY_NONE
+from .job import GearmanJob, GearmanJobRequest
+
+__all__ = ["ClientKernel", "all_settled", "check_many"]
+
+T = TypeVar("T")
+
+Requests = Sequence[GearmanJobRequest] | set[GearmanJobRequest]
+
+
+def check_many(items: Iterable[T]) -> list[T]:
+    """python-gearman's guard: several jobs come as a list, tuple or set."""
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise TypeError(f"expected a list, tuple or set, got {type(items).__name__}")
+    return list(items)
+
+
+def all_settled(requests: list[GearmanJobRequest], goal: proto.Goal) -> Callable[[], bool]:
+    """A check that a wait for *goal* has nothing left to wait for, called after each read.
+
+    Settling is final while a wait lasts, so the requests already seen to
+    settle are not looked at again: a wait for N pipelined jobs costs O(N)
+    checks in all, not O(N) per read.
+    """
+    passed = 0
+    count = len(requests)
+
+    def done() -> bool:
+        nonlocal passed
+        while passed < count and requests[passed].settled(goal):
+            passed += 1
+        return passed == count
+
+    return done
+
+
+class ClientKernel:
+    """A client's core session and python-gearman's shapes around it.
+
+    Args:
+        servers: the parsed host list.
+        job_class, job_request_class: the classes requests are built with.
+        random_unique_bytes: size of generated unique ids.
+        exceptions, client_id: see :class:`gearman.GearmanClient`.
+    """
+
+    def __init__(
+        self,
+        servers: Sequence[proto.ServerAddress],
+        *,
+        job_class: type[GearmanJob],
+        job_request_class: type[GearmanJobRequest],
+        random_unique_bytes: int,
+        exceptions: bool,
+        client_id: str | bytes | None,
+    ) -> None:
+        self.servers = servers
+        self.job_class = job_class
+        self.job_request_class = job_request_class
+        self.random_unique_bytes = random_unique_bytes
+        self.session = proto.ClientSession(
+            servers,
+            exceptions=exceptions,
+            client_id=None if client_id is None else name_bytes(client_id, "client_id"),
+        )
+        #: the runtime's clock, set by the facade once its runtime exists.
+        self.now: Callable[[], float] = _no_clock
+
+    # ------------------------------------------------------------ requests
+
+    def build(
+        self,
+        task: str | bytes,
+        data: Any,
+        unique: str | bytes | None = None,
+        priority: str | None = PRIORITY_NONE,
+        background: bool = False,
+        max_retries: int = 0,
+        epoch: int | None = None,
+        reducer: str | bytes | None = None,
+    ) -> GearmanJobRequest:
+        """A request for one job, not sent; a missing unique gets a random one."""
+        job = self.job_class(
+            None, None, task, unique or random_unique(self.random_unique_bytes), data
+        )
+        return self.job_request_class(
+            job,
+            initial_priority=priority,
+            background=background,
+            max_attempts=max_retries + 1,
+            epoch=epoch,
+            reducer=reducer,
+        )
+
+    def from_dict(
+        self, job_info: dict[str, Any], background: bool = False, max_retries: int = 0
+    ) -> GearmanJobRequest:
+        """A request from python-gearman's job dict (``task``, ``data``, optional
+        ``unique``, ``priority``, ``epoch``, ``reducer``)."""
+        return self.build(
+            job_info["task"],
+            job_info["data"],
+            job_info.get("unique"),
+            job_info.get("priority", PRIORITY_NONE),
+            background,
+            max_retries,
+            job_info.get("epoch"),
+            job_info.get("reducer"),
+        )
+
+    def submit(self, requests: Iterable[GearmanJobRequest], encoder: type[DataEncoder]) -> None:
+        """Hand each request to the session, which places it on a server.
+
+        Raises python-gearman's errors (a request in flight or finished,
+        a field the protocol cannot carry: :class:`InvalidClientState`).
+        """
+        session = self.session
+        now = self.now()
+        try:
+            for request in requests:
+                request._prepare(encoder)
+                session.submit(request, now)
+        except proto.ProtocolError as error:
+            raise map_error(error) from error
+
+    def end_wait(self, requests: list[GearmanJobRequest], goal: proto.Goal) -> None:
+        """A wait for *goal* is over: set ``timed_out``, raise what could not be delivered.
+
+        Raises:
+            ExceededConnectionAttempts: a request lost its connection on its
+                last attempt before JOB_CREATED.
+            ServerUnavailable: no server could take a request.
+        """
+        proto.settle(requests, goal)
+        failure = proto.undelivered(requests)
+        if failure is not None:
+            raise map_error(failure) from failure
+
+    # -------------------------------------------------------------- status
+
+    def query_requests(self, requests: list[GearmanJobRequest]) -> list[proto.StatusQuery]:
+        """GET_STATUS for each created request, on the server that created it."""
+        for request in requests:
+            if request.server is None or request.handle is None:
+                raise errors.InvalidClientState(f"{request!r} has no job handle yet")
+        return [self.session.query_status(request) for request in requests]
+
+    def query_handle(self, handle: str | bytes, host: Any) -> proto.StatusQuery:
+        """GET_STATUS for *handle* on *host* (default: the first server)."""
+        server = parse_host_list(host)[0] if host is not None else self.servers[0]
+        return self.session.query_handle(server, name_bytes(handle, "handle"))
+
+    def query_unique(self, unique: str | bytes) -> proto.StatusQuery:
+        """GET_STATUS_UNIQUE on every server."""
+        return self.session.query_unique(name_bytes(unique, "unique"), self.now())
+
+    def end_queries(
+        self, requests: list[GearmanJobRequest], queries: list[proto.StatusQuery]
+    ) -> None:
+        """Status waits are over: ``timed_out`` per request; raise if no server answered."""
+        for query in queries:
+            _check_reached(query)
+        for request, query in zip(requests, queries, strict=True):
+            request.timed_out = not query.answered
+
+    def status_dict(self, query: proto.StatusQuery, **key: Any) -> dict[str, Any]:
+        """python-gearman's status dict for a handle or unique query."""
+        _check_reached(query)
+        status = {
+            **key,
+            "known": query.known,
+            "running": query.running,
+            "numerator": query.numerator,
+            "denominator": query.denominator,
+            "timed_out": not query.answered,
+        }
+        if query.unique is not None:
+            status["client_count"] = query.client_count
+        else:
+            status["handle"] = text(query.handle or b"")
+        return status
+
+    def receive(self, server: proto.ServerAddress, event: proto.Event) -> None:
+        """The runtime's sink: one event read from *server*."""
+        self.session.receive(server, event, self.now())
+
+
+def _check_reached(query: proto.StatusQuery) -> None:
+    if query.servers and len(query.failed_servers) == len(query.servers) and not query.replies:
+        servers = ", ".join(str(server) for server in query.servers)
+        raise errors.ServerUnavailable(f"cannot reach {servers}")
+
+
+def _no_clock() -> float:
+    raise RuntimeError("the kernel has no clock: the facade sets one")

@@ -1,0 +1,61 @@
+"""The sync colour's one wait loop, shared by the blocking and gevent facades.
+
+Owns: waiting for a condition over the core's state while opening the
+connections the core asks for (:func:`wait_connecting`), and deadlines from
+python-gearman's ``poll_timeout`` seconds.  Decides nothing about the
+protocol: the session says which server to connect, the runtime connects.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+import gearman_proto as proto
+
+from . import errors
+from ._runtime import Runtime
+
+__all__ = ["connect_wanted", "deadline_after", "wait_connecting"]
+
+logger = logging.getLogger("gearman.io")
+
+
+def deadline_after(runtime: Runtime, timeout: float | None) -> float | None:
+    """The runtime-clock deadline *timeout* seconds from now (None: never)."""
+    return None if timeout is None else runtime.now() + timeout
+
+
+def connect_wanted(
+    runtime: Runtime, session: proto.ClientSession, deadline: float | None
+) -> None:
+    """Open every connection the session waits for, in its order, by *deadline*."""
+    while (server := session.connection_wanted(runtime.now())) is not None:
+        try:
+            runtime.connect(server, functools.partial(session.connection_made, server), deadline)
+        except errors.ConnectionError as error:
+            logger.warning("%s", error)
+            session.connect_failed(server, runtime.now())
+
+
+def wait_connecting(
+    runtime: Runtime,
+    session: proto.ClientSession,
+    done: Callable[[], bool],
+    deadline: float | None,
+) -> bool:
+    """Wait until *done()* or *deadline*, connecting whatever the session asks for
+    meanwhile (requests resent after a lost connection, status queries)."""
+
+    def ready() -> bool:
+        return done() or session.wants_connection
+
+    while True:
+        if session.wants_connection:
+            connect_wanted(runtime, session, deadline)
+        if runtime.wait(ready, deadline):
+            if done():
+                return True
+            continue
+        return done()

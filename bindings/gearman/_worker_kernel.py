@@ -1,0 +1,138 @@
+"""The worker's kernel: everything python-gearman-shaped about a worker, no I/O.
+
+Owns: the task table (names as the user registered them), turning each
+:class:`gearman_proto.JobAssigned` into a :class:`GearmanJob`, the jobs
+waiting to run, and the replies of a job through
+:class:`gearman_proto.WorkerSession` with payloads encoded and errors
+mapped.  Shared by the sync and the async facades; imports no I/O library
+and never waits.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import traceback
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+import gearman_proto as proto
+
+from . import errors
+from ._common import DataEncoder, map_error, name_bytes, text
+from .job import GearmanJob
+
+__all__ = ["ExcInfo", "WorkerKernel"]
+
+logger = logging.getLogger("gearman.worker")
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+class WorkerKernel:
+    """A worker's core session and python-gearman's shapes around it.
+
+    Args:
+        servers: the parsed host list.
+        send_exceptions, epoch_poll_interval: see :class:`gearman.GearmanWorker`.
+        max_jobs: jobs held at once over all servers.
+    """
+
+    def __init__(
+        self,
+        servers: Sequence[proto.ServerAddress],
+        *,
+        send_exceptions: bool,
+        epoch_poll_interval: float | None,
+        max_jobs: int = 1,
+    ) -> None:
+        # GRAB_JOB_ALL: jobs carry their unique id and, for reduce jobs, the reducer.
+        self.session = proto.WorkerSession(
+            servers,
+            grab_mode=proto.GrabMode.ALL,
+            max_jobs=max_jobs,
+            send_exceptions=send_exceptions,
+            epoch_poll_interval=epoch_poll_interval,
+        )
+        self.names: dict[bytes, str | bytes] = {}
+        self.jobs: collections.deque[GearmanJob] = collections.deque()
+        self.data_encoder: type[DataEncoder] | None = None
+        #: the runtime's clock, set by the facade once its runtime exists.
+        self.now: Callable[[], float] = _no_clock
+
+    def register(self, task: str | bytes, timeout: float | None) -> bytes:
+        """Register *task* (CAN_DO, or CAN_DO_TIMEOUT with *timeout* seconds)."""
+        function = name_bytes(task, "task")
+        milliseconds = None if timeout is None else max(1, round(timeout * 1000))
+        self._call(self.session.register, function, milliseconds)
+        self.names[function] = task
+        return function
+
+    def unregister(self, task: str | bytes) -> str | bytes:
+        """Unregister *task* (CANT_DO); returns the name it was registered under."""
+        function = name_bytes(task, "task")
+        self.session.unregister(function)
+        return self.names.pop(function, task)
+
+    def set_client_id(self, client_id: str | bytes) -> None:
+        """SET_CLIENT_ID on every connection."""
+        self._call(self.session.set_client_id, name_bytes(client_id, "client_id"))
+
+    def receive(self, server: proto.ServerAddress, event: proto.Event) -> None:
+        """The runtime's sink: jobs the session hands out are queued to run."""
+        for assigned in self.session.receive(server, event, self.now()):
+            encoder = self.data_encoder
+            assert encoder is not None
+            data = encoder.decode(assigned.payload)
+            task = self.names.get(assigned.function, assigned.function)
+            unique = None if assigned.unique is None else text(assigned.unique)
+            reducer = None if assigned.reducer is None else text(assigned.reducer)
+            self.jobs.append(
+                GearmanJob(server, text(assigned.handle), task, unique, data, reducer)
+            )
+
+    # -------------------------------------------------------------- replies
+
+    def returned(self, job: GearmanJob, result: Any) -> bool:
+        """The task returned *result*: WORK_COMPLETE (None: an empty result)."""
+        payload = None if result is None else self.encode(result)
+        return self.reply(job, self.session.job_returned, payload)
+
+    def raised(self, job: GearmanJob, exc_info: ExcInfo) -> bool:
+        """The task raised: log it, then WORK_EXCEPTION or WORK_FAIL (the session's rule)."""
+        logger.error("task %r (job %s) raised", job.task, job.handle, exc_info=exc_info)
+        formatted = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
+        return self.reply(job, self.session.job_raised, self.encode(formatted))
+
+    def encode(self, data: Any) -> bytes:
+        """A payload through the worker's encoder, which must give bytes."""
+        encoder = self.data_encoder
+        assert encoder is not None
+        payload: Any = encoder.encode(data)
+        if not isinstance(payload, bytes):
+            if isinstance(payload, str):
+                return payload.encode("utf-8")
+            raise errors.InvalidWorkerState(
+                f"{encoder.__name__}.encode returned {type(payload).__name__}, not bytes"
+            )
+        return payload
+
+    def reply(self, job: GearmanJob, send: Callable[..., bool], *arguments: Any) -> bool:
+        """Send one reply for *job*; False when its connection is gone."""
+        server = job.connection
+        if server is None or job.handle is None:
+            raise errors.InvalidWorkerState(f"{job!r} was not assigned by a server")
+        with_handle = job.handle.encode("utf-8", "surrogateescape")
+        return bool(self._call(send, server, with_handle, *arguments))
+
+    @staticmethod
+    def _call(send: Callable[..., Any], *arguments: Any) -> Any:
+        try:
+            return send(*arguments)
+        except proto.ProtocolError as error:
+            raise map_error(error, errors.InvalidWorkerState) from error
+
+
+def _no_clock() -> float:
+    raise RuntimeError("the kernel has no clock: the facade sets one")
