@@ -28,7 +28,7 @@ def stalled_server() -> Iterator[str]:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
-    yield "127.0.0.1:%d" % listener.getsockname()[1]
+    yield f"127.0.0.1:{listener.getsockname()[1]}"
     listener.close()
 
 
@@ -50,7 +50,7 @@ def full_backlog_server() -> Iterator[str]:
             break
         fillers.append(probe)
         assert len(fillers) < 64, "the accept queue never filled"
-    yield "127.0.0.1:%d" % address[1]
+    yield f"127.0.0.1:{address[1]}"
     for filler in fillers:
         filler.close()
     listener.close()
