@@ -24,7 +24,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from ._connection import DEFAULT_MAX_PACKET_SIZE, ClientConnection, drain
+from ._client_connection import ClientConnection
+from ._connection import DEFAULT_MAX_PACKET_SIZE, drain
 from ._errors import AttemptsExceeded, LocalProtocolError
 from ._events import (
     ConnectionClosed,

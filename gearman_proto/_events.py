@@ -1,8 +1,8 @@
 """Events: what a connection is asked to send and what it reports back.
 
 Owns: the event classes and the argument checks made when one is built.
-Does not own: which packet an event becomes (``_connection``) or when it is
-legal (the connection state machines).
+Does not own: which packet an event becomes (``_codec``) or when it is
+legal (the ``_*connection`` modules).
 
 Every field that travels on the wire is ``bytes``; a ``str`` (or any other
 type) handed in raises :class:`LocalProtocolError` at construction, so a bad
