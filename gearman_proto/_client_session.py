@@ -19,7 +19,6 @@ The rules (PROTOCOL.md 4, ANCHORS.md 2.10):
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -49,31 +48,13 @@ from ._events import (
     WorkWarning,
 )
 from ._servers import ServerAddress, ServerPool
+from ._state import JobState
 
 __all__ = ["ClientSession", "JobRequest", "JobState", "StatusQuery"]
 
 logger = logging.getLogger("gearman_proto.client")
 
 Submission = SubmitJob | SubmitJobEpoch | SubmitReduceJob
-
-
-class JobState(str, enum.Enum):
-    """Where a job request stands; members equal python-gearman's ``JOB_*`` strings."""
-
-    UNKNOWN = "UNKNOWN"
-    PENDING = "PENDING"
-    CREATED = "CREATED"
-    COMPLETE = "COMPLETE"
-    FAILED = "FAILED"
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
-    def __repr__(self) -> str:
-        return repr(self.value)
 
 
 class JobRequest:

@@ -7,8 +7,8 @@ packets every role may receive (ERROR, ECHO_RES, OPTION_RES, unknown
 types), :class:`ConnectionState`, the default limits and :func:`drain`.
 Does not own: what a role sends or receives beyond that
 (``_client_connection``, ``_worker_connection``, ``_admin_connection``),
-sockets, clocks, retries or the choice of server (the bindings and the
-session level).
+state tables (``_state``), sockets, clocks, retries or the choice of server
+(the bindings and the session level).
 
 The shape is h11's: ``receive_data(bytes)`` feeds, ``next_event()`` /
 ``events()`` parse and report, ``send(event)`` and the intention methods

@@ -2,7 +2,7 @@
 
 Owns: the event classes and the argument checks made when one is built.
 Does not own: which packet an event becomes (``_codec``) or when it is
-legal (the ``_*connection`` modules).
+legal (the ``_*connection`` modules, by the tables of ``_state``).
 
 Every field that travels on the wire is ``bytes``; a ``str`` (or any other
 type) handed in raises :class:`LocalProtocolError` at construction, so a bad

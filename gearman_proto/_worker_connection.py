@@ -1,16 +1,19 @@
 """Connection level, worker role: abilities, the grab loop, the jobs held.
 
-Owns: :class:`WorkerConnection` and :class:`WorkerState`: which requests a
-worker may send, its own GRAB_JOB* / PRE_SLEEP moves (PROTOCOL.md 5.2), the
-jobs assigned to this connection and the ``WORK_*`` replies for them.
-Does not own: what every role shares (``_connection``), which connections
-may grab now or the job budget across servers (``_worker_session``),
-running a job (the binding), sockets or clocks.
+Owns: :class:`WorkerConnection`: which requests a worker may send, the
+grab policy (grab while accepting, registered and with room for a job),
+making the grab loop's moves (GRAB_JOB*, PRE_SLEEP: PROTOCOL.md 5.2) as
+the table of ``_state`` says, the jobs assigned to this connection and the
+``WORK_*`` replies for them.  Re-exports :class:`WorkerState`.  Does not
+own: the grab loop's states and legal moves (``_state``), what every role
+shares (``_connection``), which connections may grab now or the job budget
+across servers (``_worker_session``), running a job (the binding), sockets
+or clocks.
 """
 
 from __future__ import annotations
 
-import enum
+from collections.abc import Callable
 
 from ._codec import encode_event
 from ._connection import (
@@ -41,9 +44,10 @@ from ._events import (
     WorkWarning,
     parsed_factory,
 )
+from ._state import WORKER_ROWS, Server, We, WorkerMove, WorkerState, worker_move_error
 from ._wire import REQ, encode_packet
 
-__all__ = ["WorkerConnection", "WorkerState"]
+__all__ = ["WorkerConnection", "WorkerState"]  # WorkerState lives in _state
 
 # Events the decoder builds from values it just parsed (no re-validation).
 _parsed_job_assigned = parsed_factory(
@@ -53,23 +57,6 @@ _parsed_job_assigned = parsed_factory(
 _NOOP = Noop()
 _NO_JOB = NoJob()
 
-
-class WorkerState(enum.Enum):
-    """Where a worker connection's grab loop stands.
-
-    ``IDLE``: no GRAB_JOB outstanding and not asleep (no abilities yet, no
-    room for another job, or not accepting).  ``GRABBING``: a GRAB_JOB* is
-    waiting for JOB_ASSIGN* or NO_JOB.  ``SLEEPING``: PRE_SLEEP sent,
-    waiting for a NOOP.
-    """
-
-    IDLE = "idle"
-    GRABBING = "grabbing"
-    SLEEPING = "sleeping"
-
-
-_IDLE = WorkerState.IDLE
-_GRABBING = WorkerState.GRABBING
 
 _GRAB_TYPES = {
     GrabMode.PLAIN: _T.GRAB_JOB,
@@ -85,8 +72,9 @@ class WorkerConnection(_Connection):
 
     The connection makes its own grab-loop moves (PROTOCOL.md 5.2): it sends
     GRAB_JOB* when it has at least one ability and room for a job, PRE_SLEEP
-    after NO_JOB, GRAB_JOB* again after NOOP and after a job ends.  The
-    binding only writes what :meth:`data_to_send` returns.
+    after NO_JOB, GRAB_JOB* again after NOOP and after a job ends, as the
+    table ``_state.WORKER_TRANSITIONS`` says.  The binding only writes what
+    :meth:`data_to_send` returns.
 
     Args:
         grab_mode: which GRAB_JOB variant to send (:class:`GrabMode`);
@@ -164,7 +152,7 @@ class WorkerConnection(_Connection):
             return  # every move that makes room while accepting grabs on its own
         self._accepting = bool(value)
         if self._accepting:
-            self._grab_if_room()
+            self._make(_ON_ROOM, We.ROOM)
 
     def wake(self) -> None:
         """Grab now if asleep: what a NOOP would do.
@@ -173,9 +161,7 @@ class WorkerConnection(_Connection):
         have come due (PROTOCOL.md 5.2); the binding calls it on a timer.
         """
         self._check_sendable()
-        if self._worker_state is WorkerState.SLEEPING:
-            self._worker_state = WorkerState.IDLE
-            self._grab_if_room()
+        self._make(_ON_WAKE, We.WAKE)
 
     def _send(self, event: Event) -> None:
         kind = type(event)
@@ -188,7 +174,13 @@ class WorkerConnection(_Connection):
             self._queue(encode_event(event))
             if kind in _TERMINAL_WORK:
                 del self._jobs[handle]
-                self._grab_if_room()
+                # self._make(_ON_ROOM, We.ROOM), inlined: this runs once per job.
+                step = _ON_ROOM.get(self._worker_state)
+                if step is None:
+                    raise worker_move_error(self._worker_state, We.ROOM)
+                self._worker_state, react = step
+                if react is not None:
+                    react(self)
         elif kind is CanDo or kind is CantDo or kind is ResetAbilities:
             self._queue(encode_event(event))
             if kind is CanDo:
@@ -197,11 +189,10 @@ class WorkerConnection(_Connection):
                 self._abilities.pop(event.function, None)  # type: ignore[attr-defined]
             else:
                 self._abilities.clear()
-            if self._worker_state is WorkerState.SLEEPING and self._abilities:
-                # A sleeping worker is woken only by new submissions, not for
-                # jobs already queued under a function it just registered.
-                self._worker_state = WorkerState.IDLE
-            self._grab_if_room()
+            if self._abilities:
+                self._make(_ON_WAKE, We.WAKE)
+            else:
+                self._make(_ON_ROOM, We.ROOM)
         elif kind is EchoRequest or kind is SetOption:
             self._queue(encode_event(event))
             self._unanswered.append(event)
@@ -210,33 +201,63 @@ class WorkerConnection(_Connection):
         else:
             raise LocalProtocolError(f"a worker connection does not send {kind.__name__}")
 
+    def _make(self, row: _Row, move: We) -> None:
+        """Make our own *move* (*row* is its row of the table), then its follow-up."""
+        step = row.get(self._worker_state)
+        if step is None:
+            raise worker_move_error(self._worker_state, move)
+        self._worker_state, react = step
+        if react is not None:
+            react(self)
+
     def _grab_if_room(self) -> None:
+        """The GRAB_JOB follow-up, made while accepting, registered, with room, open."""
         if (
-            self._worker_state is _IDLE
-            and self._accepting
+            self._accepting
             and self._abilities
             and len(self._jobs) < self.max_jobs
             and self._state is _OPEN
             and not self._eof
         ):
+            step = _ON_GRAB_JOB.get(self._worker_state)
+            if step is None:
+                raise worker_move_error(self._worker_state, We.GRAB_JOB)
             self._outbox.append(self._grab_packet)
-            self._worker_state = _GRABBING
+            self._worker_state, react = step
+            if react is not None:
+                react(self)
+
+    def _pre_sleep(self) -> None:
+        """The PRE_SLEEP follow-up (to NO_JOB), always made (its bytes not after EOF)."""
+        step = _ON_PRE_SLEEP.get(self._worker_state)
+        if step is None:
+            raise worker_move_error(self._worker_state, We.PRE_SLEEP)
+        if not self._eof:
+            self._outbox.append(self._pre_sleep_packet)
+        self._worker_state, react = step
+        if react is not None:
+            react(self)
 
     def _open_handles(self) -> tuple[bytes, ...]:
         return tuple(self._jobs)
 
     def _on_noop(self, arguments: list[bytes]) -> None:
-        # NOOP may come at any time (PROTOCOL.md 5.2); it only matters asleep.
-        if self._worker_state is WorkerState.SLEEPING:
-            self._worker_state = WorkerState.IDLE
-            self._grab_if_room()
+        # NOOP may come at any time (PROTOCOL.md 5.2): the table has it everywhere.
+        step = _ON_NOOP.get(self._worker_state)
+        if step is None:
+            raise worker_move_error(self._worker_state, Server.NOOP)
+        self._worker_state, react = step
+        if react is not None:
+            react(self)
         self._events.append(_NOOP)
 
     def _on_no_job(self, arguments: list[bytes]) -> None:
-        if self._worker_state is not WorkerState.GRABBING:
-            raise RemoteProtocolError("NO_JOB from the server, but no GRAB_JOB was sent")
-        self._queue(self._pre_sleep_packet)
-        self._worker_state = WorkerState.SLEEPING
+        step = _ON_NO_JOB.get(self._worker_state)
+        if step is None:
+            raise worker_move_error(self._worker_state, Server.NO_JOB)
+        self._worker_state, react = step
+        if react is not None:
+            react(self)
         self._events.append(_NO_JOB)
 
     def _on_job_assign(self, arguments: list[bytes]) -> None:
@@ -252,12 +273,38 @@ class WorkerConnection(_Connection):
         self._assigned(_parsed_job_assigned(handle, function, payload, unique, reducer))
 
     def _assigned(self, job: JobAssigned) -> None:
-        if self._worker_state is not _GRABBING:
-            raise RemoteProtocolError("JOB_ASSIGN from the server, but no GRAB_JOB was sent")
+        step = _ON_JOB_ASSIGN.get(self._worker_state)
+        if step is None:
+            raise worker_move_error(self._worker_state, Server.JOB_ASSIGN)
         jobs = self._jobs
         if job.handle in jobs:
             raise RemoteProtocolError(f"job {job.handle!r} assigned twice to this connection")
         jobs[job.handle] = job
-        self._worker_state = _IDLE
-        self._grab_if_room()
+        self._worker_state, react = step
+        if react is not None:
+            react(self)
         self._events.append(job)
+
+
+# The table of ``_state`` by move, each follow-up bound to the method that
+# makes it, so a move costs one dict look-up and no dispatch layer.
+_Reaction = Callable[[WorkerConnection], None]
+_Row = dict[WorkerState, tuple[WorkerState, _Reaction | None]]
+_FOLLOW_UPS: dict[We | None, _Reaction | None] = {
+    None: None,
+    We.GRAB_JOB: WorkerConnection._grab_if_room,
+    We.PRE_SLEEP: WorkerConnection._pre_sleep,
+}
+
+
+def _bound_row(move: WorkerMove) -> _Row:
+    return {state: (after, _FOLLOW_UPS[then]) for state, (after, then) in WORKER_ROWS[move].items()}
+
+
+_ON_GRAB_JOB = _bound_row(We.GRAB_JOB)
+_ON_PRE_SLEEP = _bound_row(We.PRE_SLEEP)
+_ON_WAKE = _bound_row(We.WAKE)
+_ON_ROOM = _bound_row(We.ROOM)
+_ON_NOOP = _bound_row(Server.NOOP)
+_ON_NO_JOB = _bound_row(Server.NO_JOB)
+_ON_JOB_ASSIGN = _bound_row(Server.JOB_ASSIGN)
