@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from ._buffer import ReceiveBuffer
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -71,6 +71,8 @@ PacketHandler = Callable[[list[bytes]], None]
 
 # Events the decoder builds from values it just parsed (no re-validation).
 _parsed_echo_reply = parsed_factory(EchoReply, "payload", "request")
+#: what abandon() returns once the end was reported: nothing is in flight.
+_NOTHING_MORE = ConnectionClosed()
 
 
 class ConnectionState(enum.Enum):
@@ -107,6 +109,8 @@ class _Connection:
         self._state = ConnectionState.OPEN
         self._eof = False
         self._error: ProtocolError | None = None
+        #: the connection's ConnectionClosed was made (returned or queued).
+        self._reported = False
         self._handlers: dict[int, PacketHandler] = {
             _T.ERROR: self._on_error,
             _T.ECHO_RES: self._on_echo_res,
@@ -135,12 +139,12 @@ class _Connection:
 
         Raises:
             RemoteProtocolError: the connection already failed (again).
-            LocalProtocolError: data after end of file.
+            LocalProtocolError: data after end of file, or on a connection
+                given up by :meth:`abandon` (or :meth:`send_failed`, which
+                raises its own error again).
         """
-        if self._error is not None:
-            raise self._error
-        if self._eof:
-            raise LocalProtocolError("receive_data() after the end of the stream")
+        if self._state is not _OPEN or self._eof:
+            self._refuse_data()
         if data:
             self._buffer.feed(data)
         else:
@@ -217,14 +221,49 @@ class _Connection:
             self._check_sendable()  # raises
         self._send(event)
 
-    def send_failed(self) -> None:
+    def abandon(self) -> ConnectionClosed:
+        """Give the connection up; return the :class:`ConnectionClosed` that ends it.
+
+        For a binding that stops using the connection itself: a write failed
+        or stalled, a protocol error was raised, a deadline passed in the
+        middle of a write, or it shuts down.  An ``OPEN`` connection becomes
+        ``CLOSED`` (an ``ERROR`` one stays ``ERROR``), nothing queued is
+        sent, and no more data is accepted.
+
+        The event says what was in flight: the requests still waiting for
+        their direct answer, the job handles whose outcome is now unknown, and
+        ``truncated`` if received bytes were left unparsed.  It is made once
+        per connection: if this connection already made it (an earlier
+        ``abandon()`` or :meth:`send_failed`, or the last event after
+        ``receive_data(b"")``), the event returned is empty.
+
+        Events parsed before the call stay available from :meth:`next_event`
+        and :meth:`next_events`, and come before the returned event: handle
+        them first.
+        """
+        if self._state is _OPEN:
+            self._state = ConnectionState.CLOSED
+        self._outbox.clear()
+        return self._report()
+
+    def send_failed(self) -> ConnectionClosed:
         """Tell the connection that the bytes it handed out were not written.
 
-        The connection moves to ``ERROR``; the binding should close the socket.
+        The connection moves to ``ERROR``, so the model never believes those
+        bytes arrived; the binding should close the socket.  Otherwise as
+        :meth:`abandon`: returns the same :class:`ConnectionClosed`, once.
         """
         self._fail(LocalProtocolError("the binding could not write to the server"))
+        return self.abandon()
 
     # ---------------------------------------------------------- internals
+
+    def _refuse_data(self) -> NoReturn:
+        if self._error is not None:
+            raise self._error
+        if self._eof:
+            raise LocalProtocolError("receive_data() after the end of the stream")
+        raise LocalProtocolError("receive_data() on an abandoned connection")
 
     def _check_sendable(self) -> None:
         if self._state is not ConnectionState.OPEN:
@@ -236,10 +275,9 @@ class _Connection:
         raise NotImplementedError
 
     def _queue(self, data: bytes) -> None:
-        # Moves the core makes on its own (PRE_SLEEP after a NO_JOB parsed
-        # after the server closed) have nobody to go to.
-        if not self._eof:
-            self._outbox.append(data)
+        # Only for what queue() let through: the moves a role makes on its own
+        # check the end of the stream themselves (nothing goes out after EOF).
+        self._outbox.append(data)
 
     def _fail(self, error: ProtocolError) -> None:
         self._error = error
@@ -320,14 +358,20 @@ class _Connection:
     def _close(self) -> None:
         self._state = ConnectionState.CLOSED
         self._outbox.clear()
-        self._events.append(
-            ConnectionClosed(
-                unanswered=tuple(self._unanswered),
-                handles=self._open_handles(),
-                truncated=self._truncated(),
-            )
+        self._events.append(self._report())
+
+    def _report(self) -> ConnectionClosed:
+        """The connection's one :class:`ConnectionClosed`; an empty one after that."""
+        if self._reported:
+            return _NOTHING_MORE
+        self._reported = True
+        event = ConnectionClosed(
+            unanswered=tuple(self._unanswered),
+            handles=self._open_handles(),
+            truncated=self._truncated(),
         )
         self._unanswered.clear()
+        return event
 
     def _open_handles(self) -> tuple[bytes, ...]:
         return ()

@@ -232,7 +232,7 @@ class WorkerConnection(_Connection):
         step = _ON_PRE_SLEEP.get(self._worker_state)
         if step is None:
             raise worker_move_error(self._worker_state, We.PRE_SLEEP)
-        if not self._eof:
+        if not self._eof:  # a NO_JOB parsed after the server closed: nobody to tell
             self._outbox.append(self._pre_sleep_packet)
         self._worker_state, react = step
         if react is not None:

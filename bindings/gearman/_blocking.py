@@ -82,8 +82,11 @@ class Pump:
 
     ``flush`` writes what the core queued (one ``sendall`` per link);
     ``run_once`` waits up to a timeout, reads every readable link, and
-    passes each event to *on_event*.  A link whose socket fails gets
-    ``receive_data(b"")``, so the core reports the loss as events too.
+    passes each event to *on_event*.  A link whose read fails gets
+    ``receive_data(b"")``, so the core reports the loss as events too; one
+    whose write fails (``send_failed()``) or whose server breaks the
+    protocol (``abandon()``) is given up, and the core's
+    :class:`~gearman_proto.ConnectionClosed` for it is passed on the same way.
     """
 
     def __init__(self, on_event: EventHandler) -> None:
@@ -123,23 +126,22 @@ class Pump:
         for link in list(self._links.values()):
             self.remove(link)
 
-    def _write(self, link: Link, data: bytes) -> bool:
-        """Write *data*; on failure log it, fail the connection and return False."""
+    def _write(self, link: Link, data: bytes) -> proto.ConnectionClosed | None:
+        """Write *data*; on failure log it, fail the connection, return its end event."""
         try:
             link.sock.sendall(data)
         except OSError as error:
             logger.warning("%s: write failed: %s", link.server, error)
-            link.connection.send_failed()
-            return False
-        return True
+            return link.connection.send_failed()
+        return None
 
     def flush(self) -> None:
         """Write what each link's core connection has queued, one write per link."""
         # A copy: a failed write removes its link.
         for link in list(self._links.values()):
             data = link.connection.data_to_send()
-            if data and not self._write(link, data):
-                self._lost(link)
+            if data and (closed := self._write(link, data)) is not None:
+                self._lost(link, closed)
 
     def run_once(self, timeout: float | None) -> bool:
         """Wait up to *timeout* seconds and handle what arrived; True if anything did."""
@@ -168,13 +170,14 @@ class Pump:
         """Whether more than *seconds* passed since the last look at the sockets."""
         return time.monotonic() - self.polled_at > seconds
 
-    def _lost(self, link: Link) -> None:
+    def _lost(self, link: Link, closed: proto.ConnectionClosed | None = None) -> None:
+        """Drop *link* and report its end: *closed*, or what the core makes of it."""
         self.remove(link)
         connection = link.connection
-        if connection.state is proto.ConnectionState.OPEN:
-            self._drain(link, b"")
+        if closed is None and connection.state is proto.ConnectionState.OPEN:
+            self._drain(link, b"")  # the core reports the end of the stream as events
         else:
-            self._on_event(link, proto.ConnectionClosed(unanswered=connection.unanswered))
+            self._on_event(link, closed if closed is not None else connection.abandon())
 
     def _drain(self, link: Link, data: bytes) -> None:
         connection = link.connection
@@ -185,17 +188,17 @@ class Pump:
                 # What the core answered on its own (GRAB_JOB after NOOP,
                 # PRE_SLEEP after NO_JOB) leaves before the events are handled.
                 answer = connection.data_to_send()
-                written = not answer or self._write(link, answer)
+                closed = self._write(link, answer) if answer else None
                 for event in events:
                     on_event(link, event)
-                if not written:
-                    self._lost(link)
+                if closed is not None:  # reported after the events that came before it
+                    self._lost(link, closed)
                     return
         except proto.RemoteProtocolError as error:
             logger.error("%s: protocol error, closing: %s", link.server, error)
             if self._links.get(link.server) is link:
                 self.remove(link)
-            self._on_event(link, proto.ConnectionClosed(unanswered=connection.unanswered))
+            self._on_event(link, connection.abandon())
 
 
 def wait_all(pump: Pump, done: Callable[[], bool], deadline: float | None) -> bool:

@@ -90,3 +90,41 @@ def test_the_server_closing_reaches_the_callback_as_connection_closed(
     (closed,) = seen
     assert isinstance(closed, proto.ConnectionClosed)
     assert pump.links == {}
+
+
+def client_link(
+    pair: tuple[socket.socket, socket.socket], on_event: object
+) -> tuple[Pump, proto.ClientConnection]:
+    client = proto.ClientConnection()
+    pump = Pump(on_event)  # type: ignore[arg-type]
+    pump.add(Link(SERVER, pair[0], client))
+    return pump, client
+
+
+def test_a_failed_write_reports_the_cores_end_event_once(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    seen: list[proto.Event] = []
+    pump, client = client_link(pair, lambda link, event: seen.append(event))
+    echo = proto.EchoRequest(payload=b"e")
+    client.queue(echo)
+    pair[1].close()  # writing to a closed peer fails (EPIPE)
+    pump.flush()
+    assert seen == [proto.ConnectionClosed(unanswered=(echo,))]
+    assert client.state is proto.ConnectionState.ERROR
+    assert pump.links == {}
+
+
+def test_a_protocol_error_reports_the_cores_end_event(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    seen: list[proto.Event] = []
+    pump, client = client_link(pair, lambda link, event: seen.append(event))
+    echo = proto.EchoRequest(payload=b"e")
+    client.queue(echo)
+    pump.flush()
+    pair[1].sendall(NO_JOB)  # not a packet a client may receive
+    assert pump.run_once(5)
+    assert seen == [proto.ConnectionClosed(unanswered=(echo,))]
+    assert client.state is proto.ConnectionState.ERROR
+    assert pump.links == {}
