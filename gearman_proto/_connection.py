@@ -111,6 +111,7 @@ class _Connection:
         self._error: ProtocolError | None = None
         #: the connection's ConnectionClosed was made (returned or queued).
         self._reported = False
+        self._received = False
         self._handlers: dict[int, PacketHandler] = {
             _T.ERROR: self._on_error,
             _T.ECHO_RES: self._on_echo_res,
@@ -133,6 +134,17 @@ class _Connection:
     def buffered(self) -> int:
         """Bytes received and not yet parsed."""
         return len(self._buffer)
+
+    @property
+    def has_received(self) -> bool:
+        """Whether a complete packet or admin line has come from the server.
+
+        Set once parsing has taken one off the receive buffer, even one that
+        then broke the protocol.  A connection that ends while this is still
+        False was dropped before the server said anything: a binding may count
+        that as a failed connect rather than as a working connection lost.
+        """
+        return self._received
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the socket; ``b""`` means the server closed.
@@ -292,7 +304,8 @@ class _Connection:
         if self._state is not _OPEN or self._error is not None:
             return
         buffer = self._buffer
-        if not (self._eof or len(buffer)):
+        size = len(buffer)
+        if not (self._eof or size):
             return
         try:
             self._parse_buffer(buffer)
@@ -300,6 +313,8 @@ class _Connection:
             self._fail(error)
             return
         finally:
+            if len(buffer) < size:  # something complete was taken: once per batch
+                self._received = True
             buffer.compact()
         if self._eof and not self._events:
             self._close()

@@ -1304,3 +1304,65 @@ def test_abandon_after_a_bad_header_is_truncated() -> None:
     with pytest.raises(RemoteProtocolError, match="magic"):
         client.next_event()
     assert client.abandon() == ConnectionClosed(unanswered=(ECHO,), truncated=True)
+
+
+# ----------------------------------------------------------- has_received
+
+
+@pytest.mark.parametrize("role", [ClientConnection, WorkerConnection, AdminConnection])
+def test_a_server_that_closes_before_saying_anything_has_not_received(
+    role: type[AnyConnection],
+) -> None:
+    conn = role()
+    conn.send(ECHO)
+    assert not conn.has_received
+    assert feed(conn, b"") == [ConnectionClosed(unanswered=(ECHO,))]
+    assert not conn.has_received
+
+
+def test_has_received_after_the_first_complete_packet_is_parsed() -> None:
+    client = ClientConnection()
+    client.send(ECHO)
+    reply = server(_T.ECHO_RES, b"e")
+    client.receive_data(reply[:-1])
+    assert client.next_events() == []
+    assert not client.has_received  # an incomplete packet does not count
+    client.receive_data(reply[-1:])
+    assert not client.has_received  # parsing is lazy: nothing parsed yet
+    assert client.next_events() == [EchoReply(payload=b"e", request=ECHO)]
+    assert client.has_received
+    feed(client, b"")
+    assert client.has_received  # and it stays so
+
+
+def test_has_received_after_an_admin_line() -> None:
+    admin = AdminConnection()
+    admin.send(VERSION)
+    admin.receive_data(b"OK 1.1.20")
+    assert admin.next_events() == []
+    assert not admin.has_received
+    assert feed(admin, b"\n") == [VersionReply(version=b"1.1.20", request=VERSION)]
+    assert admin.has_received
+
+
+def test_has_received_counts_a_complete_packet_that_breaks_the_protocol() -> None:
+    client = ClientConnection()
+    client.receive_data(server(_T.NO_JOB))
+    with pytest.raises(RemoteProtocolError):
+        client.next_event()
+    assert client.has_received
+
+
+def test_has_received_ignores_a_header_refused_before_its_packet_was_taken() -> None:
+    client = ClientConnection()
+    client.receive_data(b"\0XYZ\0\0\0\x10\0\0\0\0")
+    with pytest.raises(RemoteProtocolError, match="magic"):
+        client.next_event()
+    assert not client.has_received
+
+
+def test_has_received_on_a_worker_after_no_job() -> None:
+    worker = WorkerConnection()
+    worker.send(CanDo(function=b"f"))
+    assert feed(worker, NO_JOB) == [NoJob()]
+    assert worker.has_received
