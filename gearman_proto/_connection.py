@@ -2,7 +2,8 @@
 
 Owns: the base class :class:`_Connection` of the three roles (the receive
 buffer, the outbox, the event queue, the queue of requests waiting for
-their direct answer, the end of the stream and the error state), the
+their direct answer, the end of the stream, the error state, and the one
+:class:`ConnectionClosed` that says what was in flight when it ended), the
 packets every role may receive (ERROR, ECHO_RES, OPTION_RES, unknown
 types), :class:`ConnectionState`, the default limits and :func:`drain`.
 Does not own: what a role sends or receives beyond that
@@ -76,7 +77,7 @@ _NOTHING_MORE = ConnectionClosed()
 
 
 class ConnectionState(enum.Enum):
-    """Life of a connection: ``OPEN``, then ``CLOSED`` (peer EOF) or ``ERROR``."""
+    """Life of a connection: ``OPEN``, then ``CLOSED`` (peer EOF, ``abandon()``) or ``ERROR``."""
 
     OPEN = "open"
     CLOSED = "closed"

@@ -109,7 +109,7 @@ _SLEEPING = WorkerState.SLEEPING
 #: idle worker try to grab, and a grabbing one wait for its answer.
 _ANY_STATE = (Server.NOOP, We.WAKE, We.ROOM)
 
-_WORKER_ROWS: dict[tuple[WorkerState, WorkerMove], WorkerStep] = {
+_WORKER_RULES: dict[tuple[WorkerState, WorkerMove], WorkerStep] = {
     (_IDLE, We.GRAB_JOB): (_GRABBING, None),
     (_IDLE, We.ROOM): (_IDLE, We.GRAB_JOB),
     (_IDLE, We.WAKE): (_IDLE, We.GRAB_JOB),
@@ -123,7 +123,7 @@ _WORKER_ROWS: dict[tuple[WorkerState, WorkerMove], WorkerStep] = {
 #: ``(state, move) -> (next state, follow-up move)`` for one worker connection.
 WORKER_TRANSITIONS: Mapping[tuple[WorkerState, WorkerMove], WorkerStep] = {
     **{(state, move): (state, None) for state in WorkerState for move in _ANY_STATE},
-    **_WORKER_ROWS,
+    **_WORKER_RULES,
 }
 
 #: :data:`WORKER_TRANSITIONS` by move: ``move -> {state: step}``, so the
