@@ -56,6 +56,7 @@ class AdminConnection(_Connection):
         line = self._buffer.take_line(self.max_line_length)
         if line is None:
             return False
+        self._received = True
         request = self._unanswered[0] if self._unanswered else None
         if not isinstance(request, AdminRequest):
             raise RemoteProtocolError(

@@ -305,8 +305,7 @@ class _Connection:
         if self._state is not _OPEN or self._error is not None:
             return
         buffer = self._buffer
-        size = len(buffer)
-        if not (self._eof or size):
+        if not (self._eof or len(buffer)):
             return
         try:
             self._parse_buffer(buffer)
@@ -314,8 +313,6 @@ class _Connection:
             self._fail(error)
             return
         finally:
-            if len(buffer) < size:  # something complete was taken: once per batch
-                self._received = True
             buffer.compact()
         if self._eof and not self._events:
             self._close()
@@ -341,6 +338,7 @@ class _Connection:
             packets = buffer.take_packets(max_body)
             if not packets:
                 return
+            self._received = True  # once per batch, not per packet
             for magic, packet_type, body in packets:
                 if magic != RES:
                     raise RemoteProtocolError(

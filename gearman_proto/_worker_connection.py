@@ -175,9 +175,10 @@ class WorkerConnection(_Connection):
             if kind in _TERMINAL_WORK:
                 del self._jobs[handle]
                 # self._make(_ON_ROOM, We.ROOM), inlined: this runs once per job.
-                step = _ON_ROOM.get(self._worker_state)
-                if step is None:
-                    raise worker_move_error(self._worker_state, We.ROOM)
+                try:
+                    step = _ON_ROOM[self._worker_state]
+                except KeyError:
+                    raise worker_move_error(self._worker_state, We.ROOM) from None
                 self._worker_state, react = step
                 if react is not None:
                     react(self)
@@ -203,9 +204,10 @@ class WorkerConnection(_Connection):
 
     def _make(self, row: _Row, move: We) -> None:
         """Make our own *move* (*row* is its row of the table), then its follow-up."""
-        step = row.get(self._worker_state)
-        if step is None:
-            raise worker_move_error(self._worker_state, move)
+        try:
+            step = row[self._worker_state]
+        except KeyError:
+            raise worker_move_error(self._worker_state, move) from None
         self._worker_state, react = step
         if react is not None:
             react(self)
@@ -219,9 +221,10 @@ class WorkerConnection(_Connection):
             and self._state is _OPEN
             and not self._eof
         ):
-            step = _ON_GRAB_JOB.get(self._worker_state)
-            if step is None:
-                raise worker_move_error(self._worker_state, We.GRAB_JOB)
+            try:
+                step = _ON_GRAB_JOB[self._worker_state]
+            except KeyError:
+                raise worker_move_error(self._worker_state, We.GRAB_JOB) from None
             self._outbox.append(self._grab_packet)
             self._worker_state, react = step
             if react is not None:
@@ -229,9 +232,10 @@ class WorkerConnection(_Connection):
 
     def _pre_sleep(self) -> None:
         """The PRE_SLEEP follow-up (to NO_JOB), always made (its bytes not after EOF)."""
-        step = _ON_PRE_SLEEP.get(self._worker_state)
-        if step is None:
-            raise worker_move_error(self._worker_state, We.PRE_SLEEP)
+        try:
+            step = _ON_PRE_SLEEP[self._worker_state]
+        except KeyError:
+            raise worker_move_error(self._worker_state, We.PRE_SLEEP) from None
         if not self._eof:  # a NO_JOB parsed after the server closed: nobody to tell
             self._outbox.append(self._pre_sleep_packet)
         self._worker_state, react = step
@@ -243,18 +247,20 @@ class WorkerConnection(_Connection):
 
     def _on_noop(self, arguments: list[bytes]) -> None:
         # NOOP may come at any time (PROTOCOL.md 5.2): the table has it everywhere.
-        step = _ON_NOOP.get(self._worker_state)
-        if step is None:
-            raise worker_move_error(self._worker_state, Server.NOOP)
+        try:
+            step = _ON_NOOP[self._worker_state]
+        except KeyError:
+            raise worker_move_error(self._worker_state, Server.NOOP) from None
         self._worker_state, react = step
         if react is not None:
             react(self)
         self._events.append(_NOOP)
 
     def _on_no_job(self, arguments: list[bytes]) -> None:
-        step = _ON_NO_JOB.get(self._worker_state)
-        if step is None:
-            raise worker_move_error(self._worker_state, Server.NO_JOB)
+        try:
+            step = _ON_NO_JOB[self._worker_state]
+        except KeyError:
+            raise worker_move_error(self._worker_state, Server.NO_JOB) from None
         self._worker_state, react = step
         if react is not None:
             react(self)
@@ -273,9 +279,10 @@ class WorkerConnection(_Connection):
         self._assigned(_parsed_job_assigned(handle, function, payload, unique, reducer))
 
     def _assigned(self, job: JobAssigned) -> None:
-        step = _ON_JOB_ASSIGN.get(self._worker_state)
-        if step is None:
-            raise worker_move_error(self._worker_state, Server.JOB_ASSIGN)
+        try:
+            step = _ON_JOB_ASSIGN[self._worker_state]
+        except KeyError:
+            raise worker_move_error(self._worker_state, Server.JOB_ASSIGN) from None
         jobs = self._jobs
         if job.handle in jobs:
             raise RemoteProtocolError(f"job {job.handle!r} assigned twice to this connection")
