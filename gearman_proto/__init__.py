@@ -1,12 +1,17 @@
 """gearman_proto: a sans-I/O implementation of the Gearman protocol.
 
 Bytes in, events out; events in, bytes out.  No sockets, threads or clocks:
-embed it in any event loop.  The public names are re-exported here; see
-``ClientConnection``, ``WorkerConnection`` and ``AdminConnection`` to start.
+embed it in any event loop.  See ``ClientConnection``, ``WorkerConnection``
+and ``AdminConnection`` to start.
+
+Owns: the public names (re-exported here, listed in ``__all__``).  Does not
+own: any code; each private module's docstring says what it holds.
 """
 
 from __future__ import annotations
 
+from ._admin_connection import AdminConnection
+from ._client_connection import ClientConnection
 from ._client_session import (
     ClientSession,
     Goal,
@@ -19,15 +24,7 @@ from ._client_session import (
     settle,
     undelivered,
 )
-from ._connection import (
-    DEFAULT_MAX_LINE_LENGTH,
-    DEFAULT_MAX_PACKET_SIZE,
-    AdminConnection,
-    ClientConnection,
-    ConnectionState,
-    WorkerConnection,
-    WorkerState,
-)
+from ._connection import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_PACKET_SIZE, ConnectionState
 from ._errors import (
     AttemptsExceeded,
     LocalProtocolError,
@@ -88,6 +85,7 @@ from ._events import (
 )
 from ._servers import DEFAULT_PORT, ServerAddress, ServerPool, parse_server
 from ._wire import LAYOUTS, REQ, RES, Layout, PacketType, decode_body, encode_packet
+from ._worker_connection import WorkerConnection, WorkerState
 from ._worker_session import WorkerSession
 
 __version__ = "0.1.0"

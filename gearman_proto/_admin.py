@@ -3,7 +3,7 @@
 Owns: how an :class:`AdminRequest` is written, which commands answer with a
 block ending in ``.`` and which with one line, and parsing those replies
 into typed events.  Does not own: splitting the byte stream into lines
-(``_buffer``) or matching replies to commands (``_connection``).
+(``_buffer``) or matching replies to commands (``_admin_connection``).
 
 Facts from ../shared/PROTOCOL.md section 8: commands end in CRLF (a bare LF
 makes ``create function`` lose the name's last character); replies mix

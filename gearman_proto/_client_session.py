@@ -32,7 +32,8 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from ._connection import DEFAULT_MAX_PACKET_SIZE, ClientConnection, drain
+from ._client_connection import ClientConnection
+from ._connection import DEFAULT_MAX_PACKET_SIZE, drain
 from ._errors import AttemptsExceeded, LocalProtocolError, NoServerAvailable
 from ._events import (
     ConnectionClosed,
@@ -57,6 +58,7 @@ from ._events import (
     WorkWarning,
 )
 from ._servers import ServerAddress, ServerPool
+from ._state import JobState
 
 __all__ = [
     "ClientSession",
@@ -74,25 +76,6 @@ __all__ = [
 logger = logging.getLogger("gearman_proto.client")
 
 Submission = SubmitJob | SubmitJobEpoch | SubmitReduceJob
-
-
-class JobState(str, enum.Enum):
-    """Where a job request stands; members equal python-gearman's ``JOB_*`` strings."""
-
-    UNKNOWN = "UNKNOWN"
-    PENDING = "PENDING"
-    CREATED = "CREATED"
-    COMPLETE = "COMPLETE"
-    FAILED = "FAILED"
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
-    def __repr__(self) -> str:
-        return repr(self.value)
 
 
 class Goal(enum.Enum):

@@ -1,6 +1,7 @@
 """Exceptions raised by the protocol core.
 
-This module owns the error vocabulary of ``gearman_proto`` and nothing else.
+Owns: the error vocabulary of ``gearman_proto``.  Does not own: deciding
+when one is raised (the modules that detect the fault).
 Two families, as in h11: :class:`LocalProtocolError` when *our* side asks for
 something the protocol or the connection state forbids, and
 :class:`RemoteProtocolError` when the *server* sends something malformed or

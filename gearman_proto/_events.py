@@ -1,8 +1,8 @@
 """Events: what a connection is asked to send and what it reports back.
 
 Owns: the event classes and the argument checks made when one is built.
-Does not own: which packet an event becomes (``_connection``) or when it is
-legal (the connection state machines).
+Does not own: which packet an event becomes (``_codec``) or when it is
+legal (the ``_*connection`` modules, by the tables of ``_state``).
 
 Every field that travels on the wire is ``bytes``; a ``str`` (or any other
 type) handed in raises :class:`LocalProtocolError` at construction, so a bad
@@ -567,7 +567,12 @@ class UnknownPacket(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionClosed(Event):
-    """The peer closed the connection (``receive_data(b"")``).
+    """The connection ended: what was in flight on it.
+
+    Made once per connection: the last event after the peer closed
+    (``receive_data(b"")``), or what ``abandon()`` and ``send_failed()``
+    return when the binding gives the connection up.  Any later
+    ``abandon()`` returns one with nothing in it.
 
     Fields:
         unanswered: requests that were still waiting for their direct
@@ -575,7 +580,9 @@ class ConnectionClosed(Event):
             admin commands), oldest first.
         handles: job handles whose outcome is now unknown: foreground jobs
             on a client connection, held jobs on a worker connection.
-        truncated: the peer closed in the middle of a packet or line.
+        truncated: bytes received were left unparsed: the peer closed in the
+            middle of a packet or line, or the connection was given up (or
+            had failed) with bytes not yet parsed.
     """
 
     unanswered: tuple[Event, ...] = ()

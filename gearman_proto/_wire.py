@@ -3,8 +3,8 @@
 Owns: the 12-byte header, the per-type table of magics and argument names,
 and the two functions that turn argument tuples into packet bytes and packet
 bodies back into argument tuples.  Does not own: buffering (``_buffer``),
-what a packet means to a connection (``_connection``), or the admin text
-protocol (``_admin``).
+what a packet means to a connection (the ``_*connection`` modules), or the
+admin text protocol (``_admin``).
 
 Facts from ../shared/PROTOCOL.md sections 1 and 2: a packet is
 ``magic (4) | type (u32 BE) | size (u32 BE) | body``; the body is the

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ._connection import DEFAULT_MAX_PACKET_SIZE, WorkerConnection, WorkerState, drain
+from ._connection import DEFAULT_MAX_PACKET_SIZE, drain
 from ._errors import LocalProtocolError
 from ._events import (
     CanDo,
@@ -40,6 +40,7 @@ from ._events import (
     WorkWarning,
 )
 from ._servers import ServerAddress, ServerPool
+from ._worker_connection import WorkerConnection, WorkerState
 
 __all__ = ["WorkerSession"]
 

@@ -1156,3 +1156,213 @@ def test_fast_encoders_keep_the_8k_field_limit_to_the_byte() -> None:
     sent = worker.send(WorkComplete(handle=handle, payload=b"x"))
     assert sent == encode_event(WorkComplete(handle=handle, payload=b"x")) + GRAB_JOB_UNIQ
     assert len(sent) == 8192 + 1 + len(GRAB_JOB_UNIQ)
+
+
+# ------------------------------------------- the end: abandon(), send_failed()
+
+ECHO = EchoRequest(payload=b"e")
+AnyConnection = ClientConnection | WorkerConnection | AdminConnection
+
+
+def busy_client() -> tuple[AnyConnection, ConnectionClosed]:
+    client = client_with_job(b"H:vm:1")
+    client.send(ECHO)
+    return client, ConnectionClosed(unanswered=(ECHO,), handles=(b"H:vm:1",))
+
+
+def busy_worker() -> tuple[AnyConnection, ConnectionClosed]:
+    worker = WorkerConnection()
+    worker.send(CanDo(function=b"f"))
+    feed(worker, assign(b"H:vm:1"))
+    worker.send(ECHO)
+    return worker, ConnectionClosed(unanswered=(ECHO,), handles=(b"H:vm:1",))
+
+
+def busy_admin() -> tuple[AnyConnection, ConnectionClosed]:
+    admin = AdminConnection()
+    admin.send(STATUS)
+    admin.send(ECHO)
+    return admin, ConnectionClosed(unanswered=(STATUS, ECHO))
+
+
+BUSY = pytest.mark.parametrize("busy", [busy_client, busy_worker, busy_admin])
+Busy = Callable[[], tuple[AnyConnection, ConnectionClosed]]
+#: a complete packet each role must not receive.
+FOREIGN = {
+    ClientConnection: server(_T.NO_JOB),
+    WorkerConnection: server(_T.JOB_CREATED, b"H:vm:9"),
+    AdminConnection: server(_T.NO_JOB),
+}
+
+
+@BUSY
+def test_abandon_reports_what_was_in_flight_then_nothing(busy: Busy) -> None:
+    conn, in_flight = busy()
+    assert conn.abandon() == in_flight
+    assert conn.state is ConnectionState.CLOSED
+    assert conn.unanswered == ()
+    assert conn.abandon() == ConnectionClosed()  # already reported
+    assert conn.next_events() == []
+    with pytest.raises(LocalProtocolError, match="abandoned"):
+        conn.receive_data(b"x")
+    with pytest.raises(LocalProtocolError, match="closed connection"):
+        conn.send(ECHO)
+
+
+def test_abandon_drops_what_was_queued_and_the_worker_grabs_no_more() -> None:
+    worker = WorkerConnection()
+    worker.queue(CanDo(function=b"f"))  # CAN_DO and GRAB_JOB_UNIQ queued, not written
+    assert worker.abandon() == ConnectionClosed()
+    assert worker.data_to_send() == b""
+    worker.accepting = False
+    worker.accepting = True
+    assert worker.data_to_send() == b""
+    with pytest.raises(LocalProtocolError):
+        worker.wake()
+
+
+@BUSY
+def test_abandon_after_the_close_was_reported_reports_nothing(busy: Busy) -> None:
+    conn, in_flight = busy()
+    assert feed(conn, b"") == [in_flight]
+    assert conn.abandon() == ConnectionClosed()
+    assert conn.state is ConnectionState.CLOSED
+
+
+@BUSY
+def test_abandon_before_the_close_is_parsed_reports_it_once(busy: Busy) -> None:
+    conn, in_flight = busy()
+    conn.receive_data(b"")
+    assert conn.abandon() == in_flight
+    assert conn.next_events() == []  # no second ConnectionClosed
+    assert conn.state is ConnectionState.CLOSED
+
+
+@BUSY
+def test_abandon_after_a_remote_error_reports_once_and_stays_in_error(busy: Busy) -> None:
+    conn, in_flight = busy()
+    conn.receive_data(FOREIGN[type(conn)])
+    with pytest.raises(RemoteProtocolError):
+        conn.next_events()
+    assert conn.abandon() == in_flight
+    assert conn.state is ConnectionState.ERROR
+    assert conn.abandon() == ConnectionClosed()
+    with pytest.raises(RemoteProtocolError):  # the error is still the server's
+        conn.next_event()
+
+
+@BUSY
+def test_send_failed_moves_to_error_and_returns_the_end_event_once(busy: Busy) -> None:
+    conn, in_flight = busy()
+    assert conn.send_failed() == in_flight
+    assert conn.state is ConnectionState.ERROR
+    assert conn.abandon() == ConnectionClosed()
+    assert conn.send_failed() == ConnectionClosed()
+    assert conn.state is ConnectionState.ERROR
+    with pytest.raises(LocalProtocolError, match="could not write"):
+        conn.receive_data(b"x")
+
+
+def test_send_failed_after_the_close_was_reported_reports_nothing() -> None:
+    conn, in_flight = busy_client()
+    assert feed(conn, b"") == [in_flight]
+    assert conn.send_failed() == ConnectionClosed()
+    assert conn.state is ConnectionState.ERROR
+
+
+def test_events_parsed_before_abandon_stay_and_come_first() -> None:
+    # next_event() parses the whole read: the ECHO_RES is answered (and its
+    # request no longer in flight) before the binding has seen it.
+    client = ClientConnection()
+    client.send(SubmitJob(function=b"f"))
+    client.send(ECHO)
+    client.receive_data(server(_T.JOB_CREATED, b"H:vm:1") + server(_T.ECHO_RES, b"e"))
+    assert isinstance(client.next_event(), JobCreated)
+    assert client.abandon() == ConnectionClosed(handles=(b"H:vm:1",))
+    assert client.next_events() == [EchoReply(payload=b"e", request=ECHO)]
+    assert client.next_events() == []
+
+
+def test_abandon_with_bytes_left_unparsed_is_truncated() -> None:
+    client = ClientConnection()
+    client.send(ECHO)
+    client.receive_data(server(_T.ECHO_RES, b"e")[:5])
+    assert client.abandon() == ConnectionClosed(unanswered=(ECHO,), truncated=True)
+
+
+def test_abandon_in_the_middle_of_an_admin_block_is_truncated() -> None:
+    admin = AdminConnection()
+    admin.send(STATUS)
+    assert feed(admin, b"f\t0\t0\t1\n") == []
+    assert admin.abandon() == ConnectionClosed(unanswered=(STATUS,), truncated=True)
+
+
+def test_abandon_after_a_bad_header_is_truncated() -> None:
+    client = ClientConnection()
+    client.send(ECHO)
+    client.receive_data(b"\0XYZ\0\0\0\x10\0\0\0\0")
+    with pytest.raises(RemoteProtocolError, match="magic"):
+        client.next_event()
+    assert client.abandon() == ConnectionClosed(unanswered=(ECHO,), truncated=True)
+
+
+# ----------------------------------------------------------- has_received
+
+
+@pytest.mark.parametrize("role", [ClientConnection, WorkerConnection, AdminConnection])
+def test_a_server_that_closes_before_saying_anything_has_not_received(
+    role: type[AnyConnection],
+) -> None:
+    conn = role()
+    conn.send(ECHO)
+    assert not conn.has_received
+    assert feed(conn, b"") == [ConnectionClosed(unanswered=(ECHO,))]
+    assert not conn.has_received
+
+
+def test_has_received_after_the_first_complete_packet_is_parsed() -> None:
+    client = ClientConnection()
+    client.send(ECHO)
+    reply = server(_T.ECHO_RES, b"e")
+    client.receive_data(reply[:-1])
+    assert client.next_events() == []
+    assert not client.has_received  # an incomplete packet does not count
+    client.receive_data(reply[-1:])
+    assert not client.has_received  # parsing is lazy: nothing parsed yet
+    assert client.next_events() == [EchoReply(payload=b"e", request=ECHO)]
+    assert client.has_received
+    feed(client, b"")
+    assert client.has_received  # and it stays so
+
+
+def test_has_received_after_an_admin_line() -> None:
+    admin = AdminConnection()
+    admin.send(VERSION)
+    admin.receive_data(b"OK 1.1.20")
+    assert admin.next_events() == []
+    assert not admin.has_received
+    assert feed(admin, b"\n") == [VersionReply(version=b"1.1.20", request=VERSION)]
+    assert admin.has_received
+
+
+def test_has_received_counts_a_complete_packet_that_breaks_the_protocol() -> None:
+    client = ClientConnection()
+    client.receive_data(server(_T.NO_JOB))
+    with pytest.raises(RemoteProtocolError):
+        client.next_event()
+    assert client.has_received
+
+
+def test_has_received_ignores_a_header_refused_before_its_packet_was_taken() -> None:
+    client = ClientConnection()
+    client.receive_data(b"\0XYZ\0\0\0\x10\0\0\0\0")
+    with pytest.raises(RemoteProtocolError, match="magic"):
+        client.next_event()
+    assert not client.has_received
+
+
+def test_has_received_on_a_worker_after_no_job() -> None:
+    worker = WorkerConnection()
+    worker.send(CanDo(function=b"f"))
+    assert feed(worker, NO_JOB) == [NoJob()]
+    assert worker.has_received

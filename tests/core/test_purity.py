@@ -128,3 +128,14 @@ def test_docstring_check_sees_through_generated_docstrings() -> None:
     assert not _is_documented("BareEnum", BareEnum)
     assert not _is_documented("bare", bare)
     assert _is_documented("ClientConnection", gearman_proto.ClientConnection)
+
+
+def test_every_core_module_opens_with_what_it_owns_and_what_not() -> None:
+    # STYLE.md section 1: each file is about one thing and says so up front.
+    def says_both(path: Path) -> bool:
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        text = " ".join(doc.split())
+        return "Owns:" in text and "Does not own:" in text
+
+    vague = [path.name for path in sorted(CORE.glob("*.py")) if not says_both(path)]
+    assert vague == []
