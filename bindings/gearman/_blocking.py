@@ -95,6 +95,7 @@ class BlockingRuntime:
         self._read_view = memoryview(self._read_buffer)
         self._polled_at = float("-inf")
         self._pumping = False
+        self._waiters = 0  # threads parked in wait() while another one pumps
         self._lock: threading.Lock | None = None
         self._condition: threading.Condition | None = None
         self._wake_out: socket.socket | None = None
@@ -241,7 +242,11 @@ class BlockingRuntime:
             looked = True
             if condition is not None and self._pumping:
                 # Another thread reads for everybody; it notifies after each batch.
-                condition.wait(remaining)
+                self._waiters += 1
+                try:
+                    condition.wait(remaining)
+                finally:
+                    self._waiters -= 1
             elif not self._links and condition is None:
                 if remaining is None:
                     return False  # nothing to watch, ever: the caller decides
@@ -278,7 +283,8 @@ class BlockingRuntime:
         finally:
             self._pumping = False
             self._polled_at = time.monotonic()
-            if self._condition is not None:
+            if self._waiters:
+                assert self._condition is not None
                 self._condition.notify_all()
 
     def _read(self, link: _Link) -> None:
@@ -324,7 +330,15 @@ class BlockingRuntime:
 
     def _flush(self) -> None:
         """Write what every core connection queued: one ``send`` per link."""
-        for link in list(self._links.values()):
+        links = self._links
+        if len(links) == 1:  # the usual case, without copying the table
+            link = next(iter(links.values()))
+            data = link.connection.data_to_send()
+            if data or link.out:
+                self._write(link, data)
+            return
+        # A copy: a failed write removes its link.
+        for link in list(links.values()):
             data = link.connection.data_to_send()
             if data or link.out:
                 self._write(link, data)

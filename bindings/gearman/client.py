@@ -180,7 +180,9 @@ class GearmanClient(GearmanConnectionManager):
             proto.acceptance_deadline(io.now(), deadline, self.submit_timeout),
         )
         if wait_until_complete and accepted:
-            self._wait(all_settled(requests, _FINISHED), deadline)
+            finished = all_settled(requests, _FINISHED)
+            if not finished():  # background jobs are finished once accepted
+                self._wait(finished, deadline)
         # Not even accepted in time: not complete either, whatever
         # python-gearman used to report.
         self._kernel.end_wait(requests, _FINISHED if wait_until_complete else _ACCEPTED)
