@@ -259,15 +259,22 @@ def make_submission(
     )
 
 
-def settle(requests: Iterable[JobRequest], goal: Goal) -> None:
-    """A wait for *goal* is over: set each request's ``timed_out``.
+def settle(
+    requests: Iterable[JobRequest], goal: Goal
+) -> AttemptsExceeded | NoServerAvailable | None:
+    """A wait for *goal* is over: set each request's ``timed_out``; return the
+    first delivery error among them (the one to report), or None.
 
     A request times out when it did not reach the goal: still pending or
     unsent after a wait for acceptance (or lost), not complete after a wait
     for the end.
     """
+    failure = None
     for request in requests:
         request.timed_out = not request.reached(goal)
+        if failure is None and request.delivery_error is not None:
+            failure = request.delivery_error
+    return failure
 
 
 def undelivered(requests: Iterable[JobRequest]) -> AttemptsExceeded | NoServerAvailable | None:

@@ -185,6 +185,8 @@ class WorkerSession:
         server without a connection; the binding sleeps at most until then.
         """
         deadline = self._next_wake
+        if len(self.connections) == len(self.pool.servers):
+            return deadline  # the usual case: nothing to reconnect
         missing = [s for s in self.pool.servers if s not in self.connections]
         if missing:
             retry = self.pool.next_retry(missing)

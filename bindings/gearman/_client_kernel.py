@@ -150,8 +150,7 @@ class ClientKernel:
                 last attempt before JOB_CREATED.
             ServerUnavailable: no server could take a request.
         """
-        proto.settle(requests, goal)
-        failure = proto.undelivered(requests)
+        failure = proto.settle(requests, goal)
         if failure is not None:
             raise map_error(failure) from failure
 

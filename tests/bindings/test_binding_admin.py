@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import types
 from typing import Any
 
 import pytest
@@ -26,9 +27,7 @@ from gearman import (
     JOB_COMPLETE,
     JOB_CREATED,
     JOB_FAILED,
-    GearmanClient,
     GearmanJob,
-    GearmanWorker,
     admin_client,
     errors,
 )
@@ -41,14 +40,14 @@ def address(gearmand: Gearmand) -> str:
 
 
 @pytest.fixture
-def admin(address: str) -> GearmanAdminClient:
-    return GearmanAdminClient([address])
+def admin(runtime: types.ModuleType, address: str) -> GearmanAdminClient:
+    return runtime.GearmanAdminClient([address])
 
 
-def test_module_constants() -> None:
+def test_module_constants(runtime: types.ModuleType) -> None:
     assert ECHO_STRING == "ping? pong!"
     assert DEFAULT_ADMIN_CLIENT_TIMEOUT == 10.0
-    assert admin_client.GearmanAdminClient is GearmanAdminClient
+    assert admin_client.GearmanAdminClient is runtime.GearmanAdminClient
 
 
 def test_ping_server(admin: GearmanAdminClient) -> None:
@@ -72,10 +71,10 @@ def test_get_verbose(admin: GearmanAdminClient) -> None:
 
 
 def test_get_status_counts_queued_running_and_workers(
-    admin: GearmanAdminClient, address: str
+    runtime: types.ModuleType, admin: GearmanAdminClient, address: str
 ) -> None:
     task = unique_name("status")
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     for _ in range(3):
         client.submit_job(task, b"x", background=True, poll_timeout=10)
     (line,) = [s for s in admin.get_status() if s["task"] == task]
@@ -84,7 +83,7 @@ def test_get_status_counts_queued_running_and_workers(
 
     started, release = threading.Event(), threading.Event()
 
-    def hold(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def hold(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         started.set()
         assert release.wait(10)
         return b""
@@ -96,9 +95,11 @@ def test_get_status_counts_queued_running_and_workers(
         release.set()
 
 
-def test_get_workers_lists_tasks_and_client_ids(admin: GearmanAdminClient, address: str) -> None:
+def test_get_workers_lists_tasks_and_client_ids(
+    runtime: types.ModuleType, admin: GearmanAdminClient, address: str
+) -> None:
     first, second, client_id = unique_name("w1"), unique_name("w2"), unique_name("id")
-    worker = GearmanWorker([address])
+    worker = runtime.GearmanWorker([address])
     worker.set_client_id(client_id)
     worker.register_task(first, reverse)
     worker.register_task(second.encode(), reverse)
@@ -112,9 +113,11 @@ def test_get_workers_lists_tasks_and_client_ids(admin: GearmanAdminClient, addre
     assert all(isinstance(entry[k], str) for k in ("file_descriptor", "ip", "client_id"))
 
 
-def test_get_priority_status(admin: GearmanAdminClient, address: str) -> None:
+def test_get_priority_status(
+    runtime: types.ModuleType, admin: GearmanAdminClient, address: str
+) -> None:
     task = unique_name("prio")
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     for priority, count in (("HIGH", 2), (None, 1), ("LOW", 3)):
         for _ in range(count):
             client.submit_job(task, b"", priority=priority, background=True, poll_timeout=10)
@@ -122,9 +125,11 @@ def test_get_priority_status(admin: GearmanAdminClient, address: str) -> None:
     assert line == {"task": task, "high": 2, "normal": 1, "low": 3, "workers": 0}
 
 
-def test_get_jobs_and_get_unique_jobs(admin: GearmanAdminClient, address: str) -> None:
+def test_get_jobs_and_get_unique_jobs(
+    runtime: types.ModuleType, admin: GearmanAdminClient, address: str
+) -> None:
     task, unique = unique_name("jobs"), unique_name("uniq")
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     background = client.submit_job(task, b"", unique=unique, background=True, poll_timeout=10)
     foreground = client.submit_job(task, b"", wait_until_complete=False, poll_timeout=10)
     jobs = {j["handle"]: j for j in admin.get_jobs()}
@@ -150,12 +155,12 @@ def test_create_and_drop_function(admin: GearmanAdminClient) -> None:
 
 
 def test_send_maxqueue_then_queue_error_fails_the_request(
-    admin: GearmanAdminClient, address: str
+    runtime: types.ModuleType, admin: GearmanAdminClient, address: str
 ) -> None:
     task = unique_name("maxq")
     admin.create_function(task)  # gearmand ignores a limit set before the function exists
     assert admin.send_maxqueue(task, 1) == "OK"
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     first = client.submit_job(task, b"1", background=True, poll_timeout=10)
     assert first.state == JOB_CREATED
     refused = client.submit_job(task, b"2", poll_timeout=10)  # foreground: must not hang
@@ -170,9 +175,11 @@ def test_send_maxqueue_then_queue_error_fails_the_request(
     assert admin.send_maxqueue(task, None) == "OK"
 
 
-def test_cancel_job_fails_a_queued_foreground_job(admin: GearmanAdminClient, address: str) -> None:
+def test_cancel_job_fails_a_queued_foreground_job(
+    runtime: types.ModuleType, admin: GearmanAdminClient, address: str
+) -> None:
     task = unique_name("cancel")
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     request = client.submit_job(task, b"x", wait_until_complete=False, poll_timeout=10)
     assert admin.cancel_job(request.job.handle) == "OK"
     client.wait_until_jobs_completed([request], poll_timeout=10)
@@ -210,11 +217,13 @@ def test_replies_follow_commands_in_order(admin: GearmanAdminClient, gearmand: G
         assert isinstance(admin.get_workers(), tuple)
 
 
-def test_poll_timeout_raises_invalid_admin_client_state(gearmand_factory: Any) -> None:
+def test_poll_timeout_raises_invalid_admin_client_state(
+    runtime: types.ModuleType, gearmand_factory: Any
+) -> None:
     server: Gearmand = gearmand_factory()
     os.kill(server.pid, signal.SIGSTOP)  # the kernel still accepts; nobody answers
     try:
-        admin = GearmanAdminClient([server.address], poll_timeout=0.3)
+        admin = runtime.GearmanAdminClient([server.address], poll_timeout=0.3)
         with pytest.raises(errors.InvalidAdminClientState):
             admin.get_status()
     finally:
@@ -224,19 +233,19 @@ def test_poll_timeout_raises_invalid_admin_client_state(gearmand_factory: Any) -
     assert isinstance(admin.get_status(), tuple)
 
 
-def test_unreachable_server_raises_server_unavailable() -> None:
-    admin = GearmanAdminClient([f"127.0.0.1:{pick_free_port()}"], connect_timeout=2.0)
+def test_unreachable_server_raises_server_unavailable(runtime: types.ModuleType) -> None:
+    admin = runtime.GearmanAdminClient([f"127.0.0.1:{pick_free_port()}"], connect_timeout=2.0)
     with pytest.raises(errors.ServerUnavailable):
         admin.get_status()
 
 
-def test_exactly_one_server(address: str) -> None:
+def test_exactly_one_server(runtime: types.ModuleType, address: str) -> None:
     with pytest.raises(errors.InvalidAdminClientState):
-        GearmanAdminClient([address, "127.0.0.1:1"])
+        runtime.GearmanAdminClient([address, "127.0.0.1:1"])
 
 
-def test_context_manager_closes_the_connection(address: str) -> None:
-    with GearmanAdminClient([address]) as admin:
+def test_context_manager_closes_the_connection(runtime: types.ModuleType, address: str) -> None:
+    with runtime.GearmanAdminClient([address]) as admin:
         admin.ping_server()
         assert admin._io.connected(admin._server)
     assert not admin._io.connected(admin._server)

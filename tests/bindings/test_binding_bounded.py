@@ -150,11 +150,42 @@ def test_threads_share_one_client_and_each_gets_its_own_answers(
         for thread in threads:
             thread.join(60)
     assert not failures, failures
-    assert results == {
-        n: [(b"%d-%d" % (n, job))[::-1] for job in range(15)] for n in range(6)
-    }
+    assert results == {n: [(b"%d-%d" % (n, job))[::-1] for job in range(15)] for n in range(6)}
 
 
 def test_the_gearman_package_offers_the_runtime_names(runtime: types.ModuleType) -> None:
     assert runtime.GearmanClient is not None
     assert issubclass(runtime.errors.ServerUnavailable, gearman.errors.GearmanError)
+
+
+def test_a_worker_whose_result_stalls_keeps_calling_after_poll(
+    runtime: types.ModuleType,
+) -> None:
+    """A large result to a server that stopped reading: the link is given up at
+    the end of the wait, after_poll runs, and the worker carries on."""
+    from devtools.peers import StalledServer, assign_job
+
+    result = b"r" * (32 << 20)
+    ran = threading.Event()
+    polls_after_job: list[bool] = []
+
+    class Worker(runtime.GearmanWorker):  # type: ignore[name-defined, misc]
+        def after_poll(self, any_activity: bool) -> bool:
+            if ran.is_set():
+                polls_after_job.append(any_activity)
+            return len(polls_after_job) < 2
+
+    def task(worker: Any, job: Any) -> bytes:
+        ran.set()
+        return result
+
+    with StalledServer(script=assign_job(b"H:stall:1", b"big", b"u", b"x")) as peer:
+        worker = Worker([peer.address])
+        worker.register_task("big", task)
+        started = time.monotonic()
+        worker.work(poll_timeout=0.5)
+        elapsed = time.monotonic() - started
+        peer.close()
+    assert ran.is_set()
+    assert len(polls_after_job) == 2
+    assert elapsed < 10.0, f"work() with poll_timeout=0.5 took {elapsed:.1f} s"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import types
 from typing import Any
 
 import pytest
@@ -34,7 +35,6 @@ from gearman import (
     PRIORITY_HIGH,
     PRIORITY_LOW,
     PRIORITY_NONE,
-    GearmanAdminClient,
     GearmanClient,
     GearmanJob,
     GearmanJobRequest,
@@ -64,10 +64,10 @@ def blocking_task(started: threading.Event, release: threading.Event) -> Any:
 # ------------------------------------------------------------- submit_job modes
 
 
-def test_foreground_job_completes_with_its_result(address: str) -> None:
+def test_foreground_job_completes_with_its_result(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("rev")
     with serving([address], {task: reverse}):
-        client = GearmanClient([address])
+        client = runtime.GearmanClient([address])
         request = client.submit_job(task, b"hello", poll_timeout=10)
     assert isinstance(request, GearmanJobRequest)
     assert (request.state, request.complete, request.timed_out) == (JOB_COMPLETE, True, False)
@@ -84,17 +84,17 @@ def test_foreground_job_completes_with_its_result(address: str) -> None:
 @pytest.mark.parametrize("priority", [PRIORITY_NONE, PRIORITY_LOW, PRIORITY_HIGH])
 @pytest.mark.parametrize("background", [False, True])
 def test_every_priority_and_mode_is_accepted(
-    address: str, priority: str | None, background: bool
+    runtime: types.ModuleType, address: str, priority: str | None, background: bool
 ) -> None:
     task = unique_name("prio")
     done = threading.Event()
 
-    def record(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def record(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         done.set()
         return job.data.upper()
 
     with serving([address], {task: record}):
-        client = GearmanClient([address])
+        client = runtime.GearmanClient([address])
         request = client.submit_job(
             task, b"abc", priority=priority, background=background, poll_timeout=10
         )
@@ -108,9 +108,11 @@ def test_every_priority_and_mode_is_accepted(
     assert not request.timed_out
 
 
-def test_high_priority_job_overtakes_normal_ones_queued_before_it(address: str) -> None:
+def test_high_priority_job_overtakes_normal_ones_queued_before_it(
+    runtime: types.ModuleType, address: str
+) -> None:
     task = unique_name("order")
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     jobs = [
         {"task": task, "data": b"normal-1"},
         {"task": task, "data": b"normal-2"},
@@ -120,13 +122,13 @@ def test_high_priority_job_overtakes_normal_ones_queued_before_it(address: str) 
     ]
     for job in jobs:  # one by one: gearmand queues them in this order
         client.submit_multiple_jobs([job], background=True, poll_timeout=10)
-    with GearmanAdminClient([address]) as admin:
+    with runtime.GearmanAdminClient([address]) as admin:
         (line,) = [s for s in admin.get_priority_status() if s["task"] == task]
     assert (line["high"], line["normal"], line["low"]) == (1, 3, 1)
 
     order: list[bytes] = []
 
-    def record(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def record(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         order.append(job.data)
         return b""
 
@@ -135,9 +137,9 @@ def test_high_priority_job_overtakes_normal_ones_queued_before_it(address: str) 
     assert order == [b"high", b"normal-1", b"normal-2", b"normal-3", b"low"]
 
 
-def test_background_job_is_complete_once_created(address: str) -> None:
+def test_background_job_is_complete_once_created(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("nobody")  # no worker: the job stays queued
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     for wait in (True, False):
         request = client.submit_job(
             task, b"x", background=True, wait_until_complete=wait, poll_timeout=10
@@ -147,11 +149,13 @@ def test_background_job_is_complete_once_created(address: str) -> None:
     assert admin_status(address, task) == {"task": task, "queued": 2, "running": 0, "workers": 0}
 
 
-def test_wait_until_complete_false_returns_at_creation(address: str) -> None:
+def test_wait_until_complete_false_returns_at_creation(
+    runtime: types.ModuleType, address: str
+) -> None:
     task = unique_name("held")
     started, release = threading.Event(), threading.Event()
     with serving([address], {task: blocking_task(started, release)}):
-        client = GearmanClient([address])
+        client = runtime.GearmanClient([address])
         request = client.submit_job(task, b"x", wait_until_complete=False, poll_timeout=10)
         assert (request.state, request.complete, request.timed_out) == (JOB_CREATED, False, False)
         assert started.wait(10)
@@ -163,9 +167,11 @@ def test_wait_until_complete_false_returns_at_creation(address: str) -> None:
     assert request.result == b"released:x"
 
 
-def test_poll_timeout_is_one_budget_for_the_whole_call(address: str) -> None:
+def test_poll_timeout_is_one_budget_for_the_whole_call(
+    runtime: types.ModuleType, address: str
+) -> None:
     task = unique_name("nobody")
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     started = time.monotonic()
     request = client.submit_job(task, b"x", poll_timeout=0.3)
     elapsed = time.monotonic() - started
@@ -181,9 +187,11 @@ def test_poll_timeout_is_one_budget_for_the_whole_call(address: str) -> None:
     assert elapsed < 1.0, "four jobs must share one budget, not take one each"
 
 
-def test_states_unknown_and_pending_before_creation(address: str) -> None:
+def test_states_unknown_and_pending_before_creation(
+    runtime: types.ModuleType, address: str
+) -> None:
     task = unique_name("nobody")
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     request = client._create_request_from_dictionary({"task": task, "data": b"x"})
     assert request.state == JOB_UNKNOWN
     assert not request.complete
@@ -195,14 +203,14 @@ def test_states_unknown_and_pending_before_creation(address: str) -> None:
     assert not request.timed_out
 
 
-def test_failed_state_equals_job_failed(address: str) -> None:
+def test_failed_state_equals_job_failed(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("fail")
 
-    def fail(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def fail(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         raise RuntimeError("expected by the test")
 
     with serving([address], {task: fail}):
-        request = GearmanClient([address]).submit_job(task, b"x", poll_timeout=10)
+        request = runtime.GearmanClient([address]).submit_job(task, b"x", poll_timeout=10)
     assert request.state == JOB_FAILED == "FAILED"
     assert (request.complete, request.timed_out, request.result) == (True, False, None)
 
@@ -210,10 +218,12 @@ def test_failed_state_equals_job_failed(address: str) -> None:
 # -------------------------------------------------------- several jobs at once
 
 
-def test_submit_multiple_jobs_returns_requests_in_order(address: str) -> None:
+def test_submit_multiple_jobs_returns_requests_in_order(
+    runtime: types.ModuleType, address: str
+) -> None:
     task = unique_name("multi")
     with serving([address], {task: reverse}):
-        client = GearmanClient([address])
+        client = runtime.GearmanClient([address])
         jobs = [
             {"task": task, "data": b"one"},
             {"task": task, "data": b"two", "unique": unique_name("u")},
@@ -226,9 +236,9 @@ def test_submit_multiple_jobs_returns_requests_in_order(address: str) -> None:
     assert len({r.job.handle for r in requests}) == 3
 
 
-def test_submit_multiple_jobs_in_the_background(address: str) -> None:
+def test_submit_multiple_jobs_in_the_background(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("nobody")
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     requests = client.submit_multiple_jobs(
         ({"task": task, "data": b"a"}, {"task": task, "data": b"b"}),
         background=True,
@@ -238,13 +248,15 @@ def test_submit_multiple_jobs_in_the_background(address: str) -> None:
     assert [(r.state, r.complete) for r in requests] == [(JOB_CREATED, True)] * 2
 
 
-def test_several_jobs_must_come_as_a_collection(address: str) -> None:
-    client = GearmanClient([address])
+def test_several_jobs_must_come_as_a_collection(runtime: types.ModuleType, address: str) -> None:
+    client = runtime.GearmanClient([address])
     with pytest.raises(TypeError):
         client.submit_multiple_jobs({"task": "x", "data": b"y"})  # type: ignore[arg-type]
 
 
-def test_submit_multiple_requests_with_prepared_requests(address: str) -> None:
+def test_submit_multiple_requests_with_prepared_requests(
+    runtime: types.ModuleType, address: str
+) -> None:
     task = unique_name("prepared")
     requests = [
         GearmanJobRequest(GearmanJob(None, None, task, unique_name("u"), b"abc")),
@@ -253,15 +265,15 @@ def test_submit_multiple_requests_with_prepared_requests(address: str) -> None:
         ),
     ]
     with serving([address], {task: reverse}):
-        client = GearmanClient([address])
+        client = runtime.GearmanClient([address])
         returned = client.submit_multiple_requests(requests, poll_timeout=10)
     assert returned == requests
     assert [r.result for r in requests] == [b"cba", b"zyx"]
 
 
-def test_wait_until_jobs_accepted_then_completed(address: str) -> None:
+def test_wait_until_jobs_accepted_then_completed(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("accept")
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     requests = [
         client._create_request_from_dictionary({"task": task, "data": b"%d" % n}) for n in range(3)
     ]
@@ -274,14 +286,14 @@ def test_wait_until_jobs_accepted_then_completed(address: str) -> None:
     assert [r.result for r in requests] == [b"0", b"1", b"2"]
 
 
-def test_wait_until_any_job_completed(address: str) -> None:
+def test_wait_until_any_job_completed(runtime: types.ModuleType, address: str) -> None:
     slow_task, fast_task = unique_name("slow"), unique_name("fast")
     started, release = threading.Event(), threading.Event()
     with (
         serving([address], {slow_task: blocking_task(started, release)}),
         serving([address], {fast_task: reverse}),
     ):
-        client = GearmanClient([address])
+        client = runtime.GearmanClient([address])
         slow = client.submit_job(slow_task, b"s", wait_until_complete=False, poll_timeout=10)
         assert started.wait(10)
         fast = client.submit_job(fast_task, b"f", wait_until_complete=False, poll_timeout=10)
@@ -298,9 +310,11 @@ def test_wait_until_any_job_completed(address: str) -> None:
 # ---------------------------------------------------------------- job status
 
 
-def test_get_job_status_of_queued_running_and_finished_jobs(address: str) -> None:
+def test_get_job_status_of_queued_running_and_finished_jobs(
+    runtime: types.ModuleType, address: str
+) -> None:
     task = unique_name("status")
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     queued = client.submit_job(task, b"q", background=True, poll_timeout=10)
     assert client.get_job_status(queued, poll_timeout=10) is queued
     assert not queued.timed_out
@@ -311,7 +325,7 @@ def test_get_job_status_of_queued_running_and_finished_jobs(address: str) -> Non
 
     reported, release = threading.Event(), threading.Event()
 
-    def progress(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def progress(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         if job.data == b"run":
             worker.send_job_status(job, 3, 7)
             reported.set()
@@ -341,23 +355,25 @@ def test_get_job_status_of_queued_running_and_finished_jobs(address: str) -> Non
     assert client.wait_until_job_statuses_received([running], poll_timeout=10) == [running]
 
 
-def test_get_job_status_before_creation_is_refused(address: str) -> None:
-    client = GearmanClient([address])
+def test_get_job_status_before_creation_is_refused(runtime: types.ModuleType, address: str) -> None:
+    client = runtime.GearmanClient([address])
     request = client._create_request_from_dictionary({"task": "never-sent", "data": b""})
     with pytest.raises(errors.InvalidClientState):
         client.get_job_status(request)
 
 
-def test_status_by_handle_and_by_unique_from_another_client(address: str) -> None:
+def test_status_by_handle_and_by_unique_from_another_client(
+    runtime: types.ModuleType, address: str
+) -> None:
     task = unique_name("other")
-    submitter = GearmanClient([address])
+    submitter = runtime.GearmanClient([address])
     background = submitter.submit_job(
         task, b"bg", unique=unique_name("bg"), background=True, poll_timeout=10
     )
     foreground = submitter.submit_job(
         task, b"fg", unique=unique_name("fg"), wait_until_complete=False, poll_timeout=10
     )
-    observer = GearmanClient([address])
+    observer = runtime.GearmanClient([address])
     by_handle = observer.get_status_by_handle(background.job.handle, poll_timeout=10)
     assert by_handle == {
         "handle": background.job.handle,
@@ -397,7 +413,7 @@ def test_status_by_handle_and_by_unique_from_another_client(address: str) -> Non
 # ------------------------------------------------------- job request objects
 
 
-def test_job_and_request_attributes(address: str) -> None:
+def test_job_and_request_attributes(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("attrs")
     unique = unique_name("u")
     job = GearmanJob(None, None, task, unique, b"payload")
@@ -421,7 +437,7 @@ def test_job_and_request_attributes(address: str) -> None:
     assert task in repr(job)
 
     with serving([address], {task: reverse}):
-        client = GearmanClient([address])
+        client = runtime.GearmanClient([address])
         client.submit_multiple_requests([request], poll_timeout=10)
         assert request.result == b"daolyap"
         assert job.handle is not None
@@ -439,22 +455,22 @@ def test_job_and_request_attributes(address: str) -> None:
         assert request.result is None
 
 
-def test_random_unique_is_used_when_none_is_given(address: str) -> None:
+def test_random_unique_is_used_when_none_is_given(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("nobody")
-    client = GearmanClient([address], random_unique_bytes=8)
+    client = runtime.GearmanClient([address], random_unique_bytes=8)
     first = client.submit_job(task, b"same", background=True, poll_timeout=10)
     second = client.submit_job(task, b"same", background=True, poll_timeout=10)
     assert len(first.job.unique) == 16
     assert first.job.unique != second.job.unique
     assert first.job.handle != second.job.handle  # distinct uniques never coalesce
-    with GearmanAdminClient([address]) as admin:
+    with runtime.GearmanAdminClient([address]) as admin:
         uniques = {u["unique"] for u in admin.get_unique_jobs()}
     assert {first.job.unique, second.job.unique} <= uniques
 
 
-def test_same_unique_coalesces_onto_one_job(address: str) -> None:
+def test_same_unique_coalesces_onto_one_job(runtime: types.ModuleType, address: str) -> None:
     task, unique = unique_name("nobody"), unique_name("u")
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     first = client.submit_job(task, b"a", unique=unique, background=True, poll_timeout=10)
     second = client.submit_job(task, b"b", unique=unique.encode(), background=True)
     assert first.job.handle == second.job.handle
@@ -481,23 +497,23 @@ class JSONWorker(GearmanWorker):
     data_encoder = JSONEncoder
 
 
-def test_default_encoder_takes_bytes_and_str_only(address: str) -> None:
-    assert GearmanClient.data_encoder is gearman.NoopEncoder
-    assert GearmanWorker.data_encoder is gearman.NoopEncoder
+def test_default_encoder_takes_bytes_and_str_only(runtime: types.ModuleType, address: str) -> None:
+    assert runtime.GearmanClient.data_encoder is gearman.NoopEncoder
+    assert runtime.GearmanWorker.data_encoder is gearman.NoopEncoder
     task = unique_name("str")
     with serving([address], {task: lambda worker, job: job.data}):
-        client = GearmanClient([address])
+        client = runtime.GearmanClient([address])
         assert client.submit_job(task, "héllo", poll_timeout=10).result == "héllo".encode()
         assert client.submit_job(task, b"\xff\x00", poll_timeout=10).result == b"\xff\x00"
         with pytest.raises(TypeError):
             client.submit_job(task, 42, poll_timeout=10)
 
 
-def test_json_encoder_on_client_and_worker(address: str) -> None:
+def test_json_encoder_on_client_and_worker(runtime: types.ModuleType, address: str) -> None:
     task, unique = unique_name("json"), unique_name("u")
     seen: dict[str, Any] = {}
 
-    def add(worker: GearmanWorker, job: GearmanJob) -> Any:
+    def add(worker: runtime.GearmanWorker, job: GearmanJob) -> Any:
         seen.update(task=job.task, unique=job.unique, data=job.data)
         worker.send_job_data(job, {"step": 1})
         worker.send_job_warning(job, ["careful"])
@@ -519,26 +535,28 @@ def test_json_encoder_on_client_and_worker(address: str) -> None:
 # ---------------------------------------------------------- context manager
 
 
-def test_client_context_manager_closes_its_connections(address: str) -> None:
+def test_client_context_manager_closes_its_connections(
+    runtime: types.ModuleType, address: str
+) -> None:
     client_id = unique_name("cm")
 
     def listed() -> bool:
-        with GearmanAdminClient([address]) as admin:
+        with runtime.GearmanAdminClient([address]) as admin:
             return any(w["client_id"] == client_id for w in admin.get_workers())
 
-    with GearmanClient([address], client_id=client_id) as client:
+    with runtime.GearmanClient([address], client_id=client_id) as client:
         client.submit_job(unique_name("nobody"), b"x", background=True, poll_timeout=10)
         assert listed(), "the client's connection should carry its client id"
     wait_until(lambda: not listed(), message="client connection closed")
 
 
-def test_many_threads_do_not_share_state(address: str) -> None:
+def test_many_threads_do_not_share_state(runtime: types.ModuleType, address: str) -> None:
     """Client objects are independent: four threads, one client each."""
     task = unique_name("threads")
     results: dict[int, bytes] = {}
 
     def submit(n: int) -> None:
-        client = GearmanClient([address])
+        client = runtime.GearmanClient([address])
         results[n] = client.submit_job(task, b"%d" % n, poll_timeout=10).result
 
     with serving([address], {task: reverse}):
@@ -550,10 +568,12 @@ def test_many_threads_do_not_share_state(address: str) -> None:
     assert results == {n: (b"%d" % n)[::-1] for n in range(4)}
 
 
-def test_worker_thread_helper_reraises_errors_from_work(address: str) -> None:
+def test_worker_thread_helper_reraises_errors_from_work(
+    runtime: types.ModuleType, address: str
+) -> None:
     """The helper itself: an exception escaping work() reaches the test."""
 
-    class Broken(GearmanWorker):
+    class Broken(runtime.GearmanWorker):
         def after_poll(self, any_activity: bool) -> bool:
             raise ValueError("from after_poll")
 
@@ -563,10 +583,10 @@ def test_worker_thread_helper_reraises_errors_from_work(address: str) -> None:
 
 
 def test_a_batch_of_submissions_leaves_in_one_write_per_server(
-    gearmand_factory: Any, monkeypatch: pytest.MonkeyPatch
+    runtime: types.ModuleType, gearmand_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     servers = [gearmand_factory(), gearmand_factory()]
-    client = GearmanClient([s.address for s in servers])
+    client = runtime.GearmanClient([s.address for s in servers])
     writes: list[tuple[str, int]] = []
     real_write = BlockingRuntime._write
 

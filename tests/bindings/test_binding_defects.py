@@ -16,6 +16,7 @@ import signal
 import socket
 import time
 import tracemalloc
+import types
 from typing import Any
 
 import pytest
@@ -27,8 +28,6 @@ from gearman import (
     JOB_CREATED,
     JOB_FAILED,
     JOB_PENDING,
-    GearmanAdminClient,
-    GearmanClient,
     GearmanJob,
     GearmanWorker,
     errors,
@@ -51,17 +50,19 @@ class ExceptionWorker(GearmanWorker):
 # 2 ------------------------------------------------------------ '-' unique
 
 
-def test_dash_unique_is_passed_through_so_equal_data_coalesces(address: str) -> None:
+def test_dash_unique_is_passed_through_so_equal_data_coalesces(
+    runtime: types.ModuleType, address: str
+) -> None:
     """Old: the client replaced '-' by the data; now gearmand sees '-' (and keys on data)."""
     task = unique_name("dash")
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     first = client.submit_job(task, b"payload-key", unique="-", background=True, poll_timeout=10)
     second = client.submit_job(task, b"payload-key", unique="-", background=True, poll_timeout=10)
     other = client.submit_job(task, b"other-key", unique="-", background=True, poll_timeout=10)
     assert first.job.handle == second.job.handle
     assert other.job.handle != first.job.handle
     assert first.job.unique == "-"
-    with GearmanAdminClient([address]) as admin:
+    with runtime.GearmanAdminClient([address]) as admin:
         uniques = [u["unique"] for u in admin.get_unique_jobs()]
     assert "-" in uniques
     assert "payload-key" not in uniques
@@ -70,12 +71,12 @@ def test_dash_unique_is_passed_through_so_equal_data_coalesces(address: str) -> 
 # 3 ----------------------------------------------------------- request leak
 
 
-def test_no_request_leak_after_many_jobs(gearmand_factory: Any) -> None:
+def test_no_request_leak_after_many_jobs(runtime: types.ModuleType, gearmand_factory: Any) -> None:
     """Old: background and wait_until_complete=False requests stayed tracked forever."""
     server: Gearmand = gearmand_factory(verbose=None)
     background_task, foreground_task = unique_name("bg"), unique_name("fg")
     with serving([server.address], {foreground_task: lambda worker, job: b""}):
-        client = GearmanClient([server.address])
+        client = runtime.GearmanClient([server.address])
 
         def one_round(background: int = 2000, foreground: int = 500) -> None:
             created = client.submit_multiple_jobs(
@@ -120,16 +121,16 @@ def test_no_request_leak_after_many_jobs(gearmand_factory: Any) -> None:
 # 4 ----------------------------------------------- status after completion
 
 
-def test_status_after_completion_and_by_handle(address: str) -> None:
+def test_status_after_completion_and_by_handle(runtime: types.ModuleType, address: str) -> None:
     """Old: get_job_status after completion raised KeyError; no status by bare handle."""
     task = unique_name("done")
     with serving([address], {task: reverse}):
-        client = GearmanClient([address])
+        client = runtime.GearmanClient([address])
         request = client.submit_job(task, b"ab", poll_timeout=10)
     assert request.state == JOB_COMPLETE
     client.get_job_status(request, poll_timeout=10)
     assert (request.status["known"], request.timed_out) == (False, False)
-    other = GearmanClient([address])
+    other = runtime.GearmanClient([address])
     assert other.get_status_by_handle(request.job.handle, poll_timeout=10)["known"] is False
     by_unique = other.get_status_by_unique(request.job.unique, poll_timeout=10)
     assert (by_unique["known"], by_unique["timed_out"]) == (False, False)
@@ -138,13 +139,15 @@ def test_status_after_completion_and_by_handle(address: str) -> None:
 # 5 ------------------------------------------------------------ ERROR packets
 
 
-def test_queue_full_error_fails_the_request_instead_of_hanging(address: str) -> None:
+def test_queue_full_error_fails_the_request_instead_of_hanging(
+    runtime: types.ModuleType, address: str
+) -> None:
     """Old: ERROR QUEUE_ERROR was only logged; the request waited forever."""
     task = unique_name("full")
-    with GearmanAdminClient([address]) as admin:
+    with runtime.GearmanAdminClient([address]) as admin:
         admin.create_function(task)
         admin.send_maxqueue(task, 1)
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     client.submit_job(task, b"fills the queue", background=True, poll_timeout=10)
     began = time.monotonic()
     request = client.submit_job(task, b"refused", poll_timeout=10)
@@ -160,12 +163,13 @@ def test_queue_full_error_fails_the_request_instead_of_hanging(address: str) -> 
 
 
 def test_deadline_spent_before_every_job_was_accepted_reports_timed_out(
+    runtime: types.ModuleType,
     gearmand_factory: Any,
 ) -> None:
     """Old: a job created in time came back timed_out=False though it was not complete."""
     live, silent = gearmand_factory(), gearmand_factory()
     task = unique_name("split")
-    client = GearmanClient([live.address, silent.address])
+    client = runtime.GearmanClient([live.address, silent.address])
     os.kill(silent.pid, signal.SIGSTOP)  # accepts connections, never answers
     try:
         requests = client.submit_multiple_jobs(
@@ -184,17 +188,17 @@ def test_deadline_spent_before_every_job_was_accepted_reports_timed_out(
 
 
 def test_worker_exception_is_logged_with_its_traceback(
-    address: str, caplog: pytest.LogCaptureFixture
+    runtime: types.ModuleType, address: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Old: an exception in a task was swallowed without a word."""
     task = unique_name("log")
 
-    def broken(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def broken(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         raise LookupError("the-detail")
 
     caplog.set_level(logging.ERROR, logger="gearman")
     with serving([address], {task: broken}):
-        request = GearmanClient([address]).submit_job(task, b"", poll_timeout=10)
+        request = runtime.GearmanClient([address]).submit_job(task, b"", poll_timeout=10)
     assert request.state == JOB_FAILED
     logged = [r for r in caplog.records if r.name.startswith("gearman") and r.exc_info]
     assert len(logged) == 1
@@ -206,15 +210,17 @@ def test_worker_exception_is_logged_with_its_traceback(
 # 8 -------------------------------------------------- a task returning None
 
 
-def test_task_returning_none_completes_with_empty_data(address: str) -> None:
+def test_task_returning_none_completes_with_empty_data(
+    runtime: types.ModuleType, address: str
+) -> None:
     """Old: work() died with TypeError on a None result."""
     task = unique_name("none")
 
-    def nothing(worker: GearmanWorker, job: GearmanJob) -> None:
+    def nothing(worker: runtime.GearmanWorker, job: GearmanJob) -> None:
         return None
 
     with serving([address], {task: nothing}) as runner:
-        client = GearmanClient([address])
+        client = runtime.GearmanClient([address])
         first = client.submit_job(task, b"1", poll_timeout=10)
         second = client.submit_job(task, b"2", poll_timeout=10)
         assert runner.thread.is_alive()
@@ -226,11 +232,13 @@ def test_task_returning_none_completes_with_empty_data(address: str) -> None:
 # 9 ----------------------------------------------------- WORK_EXCEPTION
 
 
-def test_work_exception_ends_the_request_of_an_opted_in_client(address: str) -> None:
+def test_work_exception_ends_the_request_of_an_opted_in_client(
+    runtime: types.ModuleType, address: str
+) -> None:
     """Old: WORK_EXCEPTION never ended a request (and no OPTION_REQ was sent)."""
     task = unique_name("exc")
     with serving([address], {task: lambda worker, job: b"the-exception"}, ExceptionWorker):
-        client = GearmanClient([address], exceptions=True)
+        client = runtime.GearmanClient([address], exceptions=True)
         began = time.monotonic()
         request = client.submit_job(task, b"", poll_timeout=10)
     assert time.monotonic() - began < 5
@@ -239,13 +247,13 @@ def test_work_exception_ends_the_request_of_an_opted_in_client(address: str) -> 
 
 
 def test_client_without_the_option_gets_the_failure_with_trailing_nul(
-    address: str, caplog: pytest.LogCaptureFixture
+    runtime: types.ModuleType, address: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Old: gearmand's WORK_FAIL 'handle\\0' raised KeyError in the client."""
     task = unique_name("nul")
     caplog.set_level(logging.WARNING)
     with serving([address], {task: lambda worker, job: b"hidden"}, ExceptionWorker):
-        client = GearmanClient([address])  # no exceptions option
+        client = runtime.GearmanClient([address])  # no exceptions option
         request = client.submit_job(task, b"", poll_timeout=10)
         link = next(iter(client._io._links.values()))
         assert (request.state, request.exception, request.lost) == (JOB_FAILED, None, False)
@@ -265,7 +273,7 @@ def _job_not_found_logged(caplog: pytest.LogCaptureFixture) -> bool:
 
 
 def test_send_job_exception_sends_only_work_exception(
-    address: str, caplog: pytest.LogCaptureFixture
+    runtime: types.ModuleType, address: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Old: WORK_EXCEPTION then WORK_FAIL, which gearmand answers with JOB_NOT_FOUND."""
     task, sync_task = unique_name("only"), unique_name("sync")
@@ -274,7 +282,7 @@ def test_send_job_exception_sends_only_work_exception(
     worker.register_task(task, lambda w, job: b"x")
     worker.register_task(sync_task, lambda w, job: b"y")
     with WorkerThread(worker):
-        client = GearmanClient([address], exceptions=True)
+        client = runtime.GearmanClient([address], exceptions=True)
         assert client.submit_job(task, b"", poll_timeout=10).exception == b"x"
         # gearmand answers a worker connection in order: once the next job
         # has been handed out and ended, any ERROR for the first one was read.
@@ -283,37 +291,39 @@ def test_send_job_exception_sends_only_work_exception(
 
 
 def test_job_not_found_would_be_seen_in_the_log(
-    address: str, caplog: pytest.LogCaptureFixture
+    runtime: types.ModuleType, address: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Control for the test above: a real JOB_NOT_FOUND from gearmand is logged."""
     task = unique_name("late")
     caplog.set_level(logging.WARNING)
     calls: list[int] = []
 
-    def late_once(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def late_once(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         calls.append(1)
         if len(calls) == 1:  # outlive CAN_DO_TIMEOUT: the completion comes too late
 
             def requeued() -> bool:
-                with GearmanAdminClient([address]) as admin:
+                with runtime.GearmanAdminClient([address]) as admin:
                     return any(j["handle"] == job.handle and j["retries"] for j in admin.get_jobs())
 
             wait_until(requeued, interval=0.05, message="job re-queued")
         return b""
 
-    worker = GearmanWorker([address])
+    worker = runtime.GearmanWorker([address])
     worker.register_task(task, late_once, timeout=0.2)
     with WorkerThread(worker):
-        assert GearmanClient([address]).submit_job(task, b"", poll_timeout=10).complete
+        assert runtime.GearmanClient([address]).submit_job(task, b"", poll_timeout=10).complete
         wait_until(lambda: _job_not_found_logged(caplog), message="JOB_NOT_FOUND logged")
 
 
 # 11 ------------------------------------------------- admin reply parsing
 
 
-def test_admin_replies_are_parsed_tolerantly(address: str, gearmand: Gearmand) -> None:
+def test_admin_replies_are_parsed_tolerantly(
+    runtime: types.ModuleType, address: str, gearmand: Gearmand
+) -> None:
     """Old: maxqueue failed on 'OK\\r\\n', version kept 'OK ', shutdown hid 'ERR'."""
-    with GearmanAdminClient([address]) as admin:
+    with runtime.GearmanAdminClient([address]) as admin:
         task = unique_name("mq")
         admin.create_function(task)
         assert admin.send_maxqueue(task, 5) == "OK"
@@ -331,10 +341,10 @@ def test_admin_replies_are_parsed_tolerantly(address: str, gearmand: Gearmand) -
 # 12 ------------------------------------------------ packet types above 34
 
 
-def test_status_res_unique_is_understood(address: str) -> None:
+def test_status_res_unique_is_understood(runtime: types.ModuleType, address: str) -> None:
     """Old: packet types 35-42 raised ProtocolError (STATUS_RES_UNIQUE is 42)."""
     unique = unique_name("u")
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     client.submit_job(unique_name("nobody"), b"", unique=unique, background=True, poll_timeout=10)
     status = client.get_status_by_unique(unique, poll_timeout=10)
     assert (status["known"], status["timed_out"]) == (True, False)
@@ -343,18 +353,18 @@ def test_status_res_unique_is_understood(address: str) -> None:
 # 13 --------------------------------------------- str names, socket options
 
 
-def test_str_task_names_work_on_python_3(address: str) -> None:
+def test_str_task_names_work_on_python_3(runtime: types.ModuleType, address: str) -> None:
     """Old (Python 3 forks): a worker registered with a str name died on its first job."""
     task = unique_name("str")
     with serving([address], {task: reverse}) as runner:
-        request = GearmanClient([address]).submit_job(task, "text", poll_timeout=10)
+        request = runtime.GearmanClient([address]).submit_job(task, "text", poll_timeout=10)
         assert runner.error is None
     assert request.result == b"txet"
 
 
-def test_sockets_have_tcp_nodelay(address: str) -> None:
+def test_sockets_have_tcp_nodelay(runtime: types.ModuleType, address: str) -> None:
     """Old: TCP_NODELAY was set with an 8-byte struct on 64-bit systems."""
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     client.submit_job(unique_name("nobody"), b"", background=True, poll_timeout=10)
     (link,) = client._io._links.values()
     assert link.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
@@ -363,13 +373,13 @@ def test_sockets_have_tcp_nodelay(address: str) -> None:
 # 14 ------------------------------------------------------------ big payloads
 
 
-def test_large_payload_round_trip(address: str) -> None:
+def test_large_payload_round_trip(runtime: types.ModuleType, address: str) -> None:
     """Old: 4 KiB reads and a quadratic buffer made big payloads crawl."""
     task = unique_name("big")
     payload = bytes(range(256)) * (8 * 4096)  # 8 MiB
     with serving([address], {task: reverse}):
         began = time.monotonic()
-        request = GearmanClient([address]).submit_job(task, payload, poll_timeout=30)
+        request = runtime.GearmanClient([address]).submit_job(task, payload, poll_timeout=30)
         elapsed = time.monotonic() - began
     assert request.result == payload[::-1]
     assert elapsed < 10
@@ -378,7 +388,7 @@ def test_large_payload_round_trip(address: str) -> None:
 # 15 ----------------------------------------------------- descriptors >= 1024
 
 
-def test_file_descriptors_above_1024(address: str) -> None:
+def test_file_descriptors_above_1024(runtime: types.ModuleType, address: str) -> None:
     """Old: select() raised ValueError for a descriptor >= 1024."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 1200
@@ -395,11 +405,11 @@ def test_file_descriptors_above_1024(address: str) -> None:
                 break
         task = unique_name("fd")
         with serving([address], {task: reverse}) as runner:
-            client = GearmanClient([address])
+            client = runtime.GearmanClient([address])
             request = client.submit_job(task, b"fd", poll_timeout=10)
             (link,) = client._io._links.values()
             assert link.sock.fileno() >= 1024
-            with GearmanAdminClient([address]) as admin:
+            with runtime.GearmanAdminClient([address]) as admin:
                 assert admin.ping_server() >= 0
             assert runner.error is None
         assert request.result == b"df"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 from typing import Any
 
 import pytest
@@ -19,9 +20,7 @@ from gearman import (
     JOB_COMPLETE,
     JOB_CREATED,
     PRIORITY_HIGH,
-    GearmanClient,
     GearmanJob,
-    GearmanWorker,
 )
 
 
@@ -30,17 +29,19 @@ def address(gearmand: Gearmand) -> str:
     return gearmand.address
 
 
-def test_epoch_job_waits_until_its_time(address: str) -> None:
+def test_epoch_job_waits_until_its_time(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("later")
     ran_at: list[float] = []
 
-    def record(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def record(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         ran_at.append(time.time())
         return b""
 
     with serving([address], {task: record}, epoch_poll_interval=0.1):
         epoch = int(time.time()) + 2
-        request = GearmanClient([address]).submit_job(task, b"x", epoch=epoch, poll_timeout=10)
+        request = runtime.GearmanClient([address]).submit_job(
+            task, b"x", epoch=epoch, poll_timeout=10
+        )
         assert (request.state, request.complete, request.timed_out) == (JOB_CREATED, True, False)
         assert request.background is True
         assert request.epoch == epoch
@@ -51,40 +52,42 @@ def test_epoch_job_waits_until_its_time(address: str) -> None:
     assert ran_at[0] >= epoch - 0.05, f"ran {epoch - ran_at[0]:.2f} s before its epoch"
 
 
-def test_epoch_in_the_past_runs_at_once(address: str) -> None:
+def test_epoch_in_the_past_runs_at_once(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("now")
     done = threading.Event()
 
-    def record(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def record(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         done.set()
         return b""
 
     with serving([address], {task: record}, epoch_poll_interval=0.1):
-        request = GearmanClient([address]).submit_job(task, b"x", epoch=0, poll_timeout=10)
+        request = runtime.GearmanClient([address]).submit_job(task, b"x", epoch=0, poll_timeout=10)
         assert request.state == JOB_CREATED
         assert done.wait(10)
 
 
-def test_epoch_job_has_normal_priority() -> None:
-    client = GearmanClient(["127.0.0.1:1"])
+def test_epoch_job_has_normal_priority(runtime: types.ModuleType) -> None:
+    client = runtime.GearmanClient(["127.0.0.1:1"])
     with pytest.raises(ValueError, match="epoch"):
         client.submit_job("t", b"x", epoch=1, priority=PRIORITY_HIGH)
 
 
 @pytest.mark.parametrize("background", [False, True])
-def test_reduce_job_reaches_the_worker_with_its_reducer(address: str, background: bool) -> None:
+def test_reduce_job_reaches_the_worker_with_its_reducer(
+    runtime: types.ModuleType, address: str, background: bool
+) -> None:
     task, reducer = unique_name("map"), unique_name("reduce")
     seen: list[Any] = []
     done = threading.Event()
 
-    def mapper(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def mapper(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         seen.append((job.reducer, job.unique, job.data))
         done.set()
         return b"mapped:" + job.data
 
     with serving([address], {task: mapper}):
         unique = unique_name("u")
-        request = GearmanClient([address]).submit_job(
+        request = runtime.GearmanClient([address]).submit_job(
             task, b"d", unique=unique, reducer=reducer, background=background, poll_timeout=10
         )
         assert done.wait(10)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,10 +22,7 @@ from gearman import (
     JOB_COMPLETE,
     JOB_FAILED,
     PRIORITY_HIGH,
-    GearmanAdminClient,
-    GearmanClient,
     GearmanJob,
-    GearmanWorker,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -89,12 +87,12 @@ def test_cli_client_runs_a_job_on_our_worker(gearmand: Gearmand) -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, b"olleH", b"")
 
 
-def test_cli_client_options_reach_our_worker(gearmand: Gearmand) -> None:
+def test_cli_client_options_reach_our_worker(runtime: types.ModuleType, gearmand: Gearmand) -> None:
     task, unique = unique_name("opts"), unique_name("cli-unique")
     seen: list[tuple[Any, Any]] = []
     background_done = threading.Event()
 
-    def record(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def record(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         seen.append((job.unique, job.data))
         if job.data == b"in-background":
             background_done.set()
@@ -116,10 +114,10 @@ def test_cli_client_options_reach_our_worker(gearmand: Gearmand) -> None:
     assert seen[1][0] != unique
 
 
-def test_cli_client_sees_our_worker_fail(gearmand: Gearmand) -> None:
+def test_cli_client_sees_our_worker_fail(runtime: types.ModuleType, gearmand: Gearmand) -> None:
     task = unique_name("failing")
 
-    def broken(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def broken(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         raise RuntimeError("expected by the test")
 
     with serving([gearmand.address], {task: broken}):
@@ -132,27 +130,33 @@ def test_cli_client_sees_our_worker_fail(gearmand: Gearmand) -> None:
 
 
 @pytest.mark.skipif(not shutil.which("rev"), reason="no rev command")
-def test_cli_worker_runs_a_job_for_our_client(gearmand: Gearmand, cli_worker: Any) -> None:
+def test_cli_worker_runs_a_job_for_our_client(
+    runtime: types.ModuleType, gearmand: Gearmand, cli_worker: Any
+) -> None:
     task = unique_name("rev")
     process = cli_worker(task, "--", "rev")
-    request = GearmanClient([gearmand.address]).submit_job(task, b"hello", poll_timeout=TIMEOUT)
+    request = runtime.GearmanClient([gearmand.address]).submit_job(
+        task, b"hello", poll_timeout=TIMEOUT
+    )
     assert (request.state, request.result) == (JOB_COMPLETE, b"olleh")
     assert process.wait(TIMEOUT) == 0  # -c 1: exits after one job
 
 
-def test_cli_worker_command_failure_fails_our_request(gearmand: Gearmand, cli_worker: Any) -> None:
+def test_cli_worker_command_failure_fails_our_request(
+    runtime: types.ModuleType, gearmand: Gearmand, cli_worker: Any
+) -> None:
     task = unique_name("false")
     cli_worker(task, "--", "false")
-    request = GearmanClient([gearmand.address]).submit_job(task, b"x", poll_timeout=TIMEOUT)
+    request = runtime.GearmanClient([gearmand.address]).submit_job(task, b"x", poll_timeout=TIMEOUT)
     assert (request.state, request.complete, request.timed_out) == (JOB_FAILED, True, False)
 
 
 def test_cli_worker_without_command_echoes_and_completes_empty(
-    gearmand: Gearmand, cli_worker: Any
+    runtime: types.ModuleType, gearmand: Gearmand, cli_worker: Any
 ) -> None:
     task = unique_name("echo")
     process = cli_worker(task)
-    request = GearmanClient([gearmand.address]).submit_job(
+    request = runtime.GearmanClient([gearmand.address]).submit_job(
         task, b"echoed", priority=PRIORITY_HIGH, poll_timeout=TIMEOUT
     )
     assert (request.state, request.result) == (JOB_COMPLETE, b"")
@@ -160,10 +164,12 @@ def test_cli_worker_without_command_echoes_and_completes_empty(
     assert stdout == b"echoed"
 
 
-def test_cli_worker_line_mode_sends_work_data(gearmand: Gearmand, cli_worker: Any) -> None:
+def test_cli_worker_line_mode_sends_work_data(
+    runtime: types.ModuleType, gearmand: Gearmand, cli_worker: Any
+) -> None:
     task = unique_name("lines")
     cli_worker(task, "-n", "--", "cat", count=2)
-    request = GearmanClient([gearmand.address]).submit_job(
+    request = runtime.GearmanClient([gearmand.address]).submit_job(
         task, b"one\ntwo\n", poll_timeout=TIMEOUT
     )
     assert (request.state, request.result) == (JOB_COMPLETE, b"")
@@ -196,23 +202,23 @@ def block_lines(output: str) -> list[str]:
 
 
 @pytest.fixture
-def busy_server(gearmand_factory: Any) -> Iterator[dict[str, Any]]:
+def busy_server(runtime: types.ModuleType, gearmand_factory: Any) -> Iterator[dict[str, Any]]:
     """A private gearmand with a worker of ours, queued jobs and a running job."""
     server: Gearmand = gearmand_factory()
     served, queued, client_id = unique_name("served"), unique_name("queued"), unique_name("id")
     started, release = threading.Event(), threading.Event()
 
-    def hold(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def hold(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         started.set()
         assert release.wait(TIMEOUT)
         return b""
 
-    worker = GearmanWorker([server.address])
+    worker = runtime.GearmanWorker([server.address])
     worker.set_client_id(client_id)
     worker.register_task(served, hold)
     worker.register_task(queued + "-other", reverse)
     client_label = unique_name("client")
-    client = GearmanClient([server.address], client_id=client_label)
+    client = runtime.GearmanClient([server.address], client_id=client_label)
     with WorkerThread(worker):
         running = client.submit_job(served, b"", wait_until_complete=False, poll_timeout=TIMEOUT)
         assert started.wait(TIMEOUT)
@@ -227,7 +233,7 @@ def busy_server(gearmand_factory: Any) -> Iterator[dict[str, Any]]:
             "client_label": client_label,
             "running": running,
             "jobs": jobs,
-            "admin": GearmanAdminClient([server.address]),
+            "admin": runtime.GearmanAdminClient([server.address]),
         }
         release.set()
 
@@ -319,9 +325,11 @@ def test_gearadmin_show_unique_jobs_matches(busy_server: dict[str, Any]) -> None
     assert {"u-a", "u-b", "u-c"} <= set(ours)
 
 
-def test_gearadmin_sees_functions_our_admin_creates_and_drops(gearmand: Gearmand) -> None:
+def test_gearadmin_sees_functions_our_admin_creates_and_drops(
+    runtime: types.ModuleType, gearmand: Gearmand
+) -> None:
     task = unique_name("made")
-    admin = GearmanAdminClient([gearmand.address])
+    admin = runtime.GearmanAdminClient([gearmand.address])
     admin.create_function(task)
     assert f"{task}\t0\t0\t0" in block_lines(gearadmin(gearmand, "--status"))
     admin.drop_function(task)

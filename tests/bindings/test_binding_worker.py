@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+import types
 from typing import Any
 
 import pytest
@@ -29,9 +30,7 @@ from gearman import (
     JOB_COMPLETE,
     JOB_FAILED,
     GearmanAdminClient,
-    GearmanClient,
     GearmanJob,
-    GearmanWorker,
     errors,
 )
 from gearman.worker import POLL_TIMEOUT_IN_SECONDS
@@ -53,43 +52,45 @@ def workers_with_task(address: str, task: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("registered_as", [str, bytes])
 @pytest.mark.parametrize("submitted_as", [str, bytes])
 def test_str_and_bytes_task_names_match_either_way(
-    address: str, registered_as: type, submitted_as: type
+    runtime: types.ModuleType, address: str, registered_as: type, submitted_as: type
 ) -> None:
     name = unique_name("name-é")
     registered = name if registered_as is str else name.encode()
     submitted = name if submitted_as is str else name.encode()
     seen: list[Any] = []
 
-    def task(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def task(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         seen.append(job.task)
         return b"ok"
 
     with serving([address], {registered: task}) as runner:
         assert runner.worker.worker_abilities == {registered: task}
-        request = GearmanClient([address]).submit_job(submitted, b"x", poll_timeout=10)
+        request = runtime.GearmanClient([address]).submit_job(submitted, b"x", poll_timeout=10)
     assert (request.state, request.result) == (JOB_COMPLETE, b"ok")
     assert seen == [registered]  # the job reports the name as it was registered
     wait_until(lambda: not workers_with_task(address, name), message="worker gone after stop")
 
 
-def test_register_task_returns_the_task_and_registers_on_the_server(address: str) -> None:
+def test_register_task_returns_the_task_and_registers_on_the_server(
+    runtime: types.ModuleType, address: str
+) -> None:
     task = unique_name("reg")
-    worker = GearmanWorker([address])
+    worker = runtime.GearmanWorker([address])
     assert worker.register_task(task, reverse) == task
     with WorkerThread(worker):
         wait_for_workers(address, task)
 
 
-def test_unregister_task_before_and_during_work(address: str) -> None:
+def test_unregister_task_before_and_during_work(runtime: types.ModuleType, address: str) -> None:
     keep, drop, later = unique_name("keep"), unique_name("drop"), unique_name("later")
-    worker = GearmanWorker([address])
+    worker = runtime.GearmanWorker([address])
     worker.register_task(keep, reverse)
     worker.register_task(drop, reverse)
     worker.register_task(later, reverse)
     assert worker.unregister_task(drop) == drop
     assert set(worker.worker_abilities) == {keep, later}
 
-    def unregister_later(w: GearmanWorker, job: GearmanJob) -> bytes:
+    def unregister_later(w: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         w.unregister_task(later)  # from inside a job, in the worker's thread
         return b"done"
 
@@ -98,7 +99,7 @@ def test_unregister_task_before_and_during_work(address: str) -> None:
         wait_for_workers(address, later)
         (listed,) = workers_with_task(address, keep)
         assert set(listed["tasks"]) == {keep, later}
-        client = GearmanClient([address])
+        client = runtime.GearmanClient([address])
         assert client.submit_job(keep, b"x", poll_timeout=10).result == b"done"
         wait_until(lambda: not workers_with_task(address, later), message="CANT_DO later")
         (listed,) = workers_with_task(address, keep)
@@ -108,9 +109,9 @@ def test_unregister_task_before_and_during_work(address: str) -> None:
         assert nobody.state == gearman.JOB_CREATED
 
 
-def test_set_client_id_is_listed_by_the_server(address: str) -> None:
+def test_set_client_id_is_listed_by_the_server(runtime: types.ModuleType, address: str) -> None:
     task, client_id = unique_name("cid"), unique_name("worker-id")
-    worker = GearmanWorker([address])
+    worker = runtime.GearmanWorker([address])
     assert worker.set_client_id(client_id) == client_id
     assert worker.worker_client_id == client_id
     worker.register_task(task, reverse)
@@ -122,16 +123,18 @@ def test_set_client_id_is_listed_by_the_server(address: str) -> None:
         assert listed["file_descriptor"].isdigit()
 
 
-def test_can_do_timeout_requeues_a_job_held_too_long(address: str) -> None:
+def test_can_do_timeout_requeues_a_job_held_too_long(
+    runtime: types.ModuleType, address: str
+) -> None:
     task = unique_name("timeout")
     calls: list[bytes] = []
 
-    def slow_once(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def slow_once(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         calls.append(job.handle.encode())
         if len(calls) == 1:
             # Hold the job until gearmand has re-queued it (retries counted).
             def requeued() -> bool:
-                with GearmanAdminClient([address]) as admin:
+                with runtime.GearmanAdminClient([address]) as admin:
                     return any(
                         j["handle"] == job.handle and j["retries"] >= 1 for j in admin.get_jobs()
                     )
@@ -140,10 +143,10 @@ def test_can_do_timeout_requeues_a_job_held_too_long(address: str) -> None:
             return b"too late"
         return b"in time"
 
-    worker = GearmanWorker([address])
+    worker = runtime.GearmanWorker([address])
     worker.register_task(task, slow_once, timeout=0.2)
     with WorkerThread(worker):
-        request = GearmanClient([address]).submit_job(task, b"x", poll_timeout=10)
+        request = runtime.GearmanClient([address]).submit_job(task, b"x", poll_timeout=10)
     assert (request.state, request.result) == (JOB_COMPLETE, b"in time")
     assert len(calls) == 2
     assert calls[0] == calls[1]
@@ -152,10 +155,12 @@ def test_can_do_timeout_requeues_a_job_held_too_long(address: str) -> None:
 # ------------------------------------------------------------------ the loop
 
 
-def test_after_poll_is_called_first_with_false_then_after_every_wait(address: str) -> None:
+def test_after_poll_is_called_first_with_false_then_after_every_wait(
+    runtime: types.ModuleType, address: str
+) -> None:
     calls: list[tuple[float, bool]] = []
 
-    class Counting(GearmanWorker):
+    class Counting(runtime.GearmanWorker):
         def after_poll(self, any_activity: bool) -> bool:
             calls.append((time.monotonic(), any_activity))
             return len(calls) < 6
@@ -171,24 +176,24 @@ def test_after_poll_is_called_first_with_false_then_after_every_wait(address: st
     assert worker._io._links == {}  # connections closed when work() ends
 
 
-def test_after_poll_sees_activity(address: str) -> None:
+def test_after_poll_sees_activity(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("active")
     activity: list[bool] = []
 
-    class Recording(GearmanWorker):
+    class Recording(runtime.GearmanWorker):
         def after_poll(self, any_activity: bool) -> bool:
             activity.append(any_activity)
             return True
 
     with serving([address], {task: reverse}, worker_class=Recording, poll_timeout=0.5):
-        GearmanClient([address]).submit_job(task, b"x", poll_timeout=10)
+        runtime.GearmanClient([address]).submit_job(task, b"x", poll_timeout=10)
         wait_until(lambda: True in activity, message="an active poll")
 
 
-def test_after_job_returning_false_leaves_work(address: str) -> None:
+def test_after_job_returning_false_leaves_work(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("once")
 
-    class Once(GearmanWorker):
+    class Once(runtime.GearmanWorker):
         jobs = 0
 
         def after_job(self) -> bool:
@@ -198,7 +203,7 @@ def test_after_job_returning_false_leaves_work(address: str) -> None:
     worker = Once([address])
     worker.register_task(task, reverse)
     runner = WorkerThread(worker, poll_timeout=5.0).start()
-    client = GearmanClient([address])
+    client = runtime.GearmanClient([address])
     first = client.submit_job(task, b"ab", poll_timeout=10)
     assert first.result == b"ba"
     runner.join()  # not stopped by the test: after_job ended work()
@@ -211,19 +216,19 @@ def test_default_poll_timeout_constant() -> None:
     assert POLL_TIMEOUT_IN_SECONDS == 60.0
 
 
-def test_has_job_lock_only_while_a_job_runs(address: str) -> None:
+def test_has_job_lock_only_while_a_job_runs(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("lock")
     inside: list[bool] = []
 
-    def task_fn(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def task_fn(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         inside.append(worker.has_job_lock())
         return b""
 
-    worker = GearmanWorker([address])
+    worker = runtime.GearmanWorker([address])
     worker.register_task(task, task_fn)
     assert worker.has_job_lock() is False
     with WorkerThread(worker):
-        GearmanClient([address]).submit_job(task, b"", poll_timeout=10)
+        runtime.GearmanClient([address]).submit_job(task, b"", poll_timeout=10)
     assert inside == [True]
     assert worker.has_job_lock() is False
 
@@ -231,11 +236,11 @@ def test_has_job_lock_only_while_a_job_runs(address: str) -> None:
 # ------------------------------------------------------------- job replies
 
 
-def test_data_status_and_warning_reach_the_client(address: str) -> None:
+def test_data_status_and_warning_reach_the_client(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("updates")
     job_seen: list[dict[str, Any]] = []
 
-    def chatty(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def chatty(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         job_seen.append(job.to_dict())
         assert job.connection is not None
         worker.send_job_status(job, 1, 3)
@@ -247,7 +252,9 @@ def test_data_status_and_warning_reach_the_client(address: str) -> None:
 
     with serving([address], {task: chatty}):
         unique = unique_name("u")
-        request = GearmanClient([address]).submit_job(task, b"in", unique=unique, poll_timeout=10)
+        request = runtime.GearmanClient([address]).submit_job(
+            task, b"in", unique=unique, poll_timeout=10
+        )
     assert request.result == b"whole"
     assert list(request.data_updates) == [b"part-1", b"part-2"]
     assert list(request.warning_updates) == [b"careful"]
@@ -263,11 +270,11 @@ def test_data_status_and_warning_reach_the_client(address: str) -> None:
     }
 
 
-def test_send_job_status_needs_numbers(address: str) -> None:
+def test_send_job_status_needs_numbers(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("badstatus")
     raised: list[BaseException] = []
 
-    def task_fn(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def task_fn(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         try:
             worker.send_job_status(job, "1", 2)  # type: ignore[arg-type]
         except TypeError as error:
@@ -275,65 +282,73 @@ def test_send_job_status_needs_numbers(address: str) -> None:
         return b""
 
     with serving([address], {task: task_fn}):
-        GearmanClient([address]).submit_job(task, b"", poll_timeout=10)
+        runtime.GearmanClient([address]).submit_job(task, b"", poll_timeout=10)
     assert len(raised) == 1
 
 
-def test_replies_for_a_job_no_server_assigned_are_refused(address: str) -> None:
-    worker = GearmanWorker([address])
+def test_replies_for_a_job_no_server_assigned_are_refused(
+    runtime: types.ModuleType, address: str
+) -> None:
+    worker = runtime.GearmanWorker([address])
     job = GearmanJob(None, None, "x", None, b"")
     with pytest.raises(errors.InvalidWorkerState):
         worker.send_job_complete(job, b"")
 
 
-def test_send_job_failure_fails_the_request(address: str) -> None:
+def test_send_job_failure_fails_the_request(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("failure")
 
-    def fail(worker: GearmanWorker, job: GearmanJob) -> None:
+    def fail(worker: runtime.GearmanWorker, job: GearmanJob) -> None:
         worker.send_job_data(job, b"before failing")
         worker.send_job_failure(job)
 
-    class NoAutoComplete(GearmanWorker):
+    class NoAutoComplete(runtime.GearmanWorker):
         def on_job_complete(self, current_job: GearmanJob, job_result: Any) -> bool:
             return True  # the task already ended the job
 
     with serving([address], {task: fail}, worker_class=NoAutoComplete):
-        request = GearmanClient([address]).submit_job(task, b"x", poll_timeout=10)
+        request = runtime.GearmanClient([address]).submit_job(task, b"x", poll_timeout=10)
     assert (request.state, request.complete, request.result) == (JOB_FAILED, True, None)
     assert list(request.data_updates) == [b"before failing"]
 
 
 @pytest.mark.parametrize("client_exceptions", [True, False])
-def test_send_job_exception(address: str, client_exceptions: bool) -> None:
+def test_send_job_exception(
+    runtime: types.ModuleType, address: str, client_exceptions: bool
+) -> None:
     task = unique_name("exc")
 
-    class ExceptionWorker(GearmanWorker):
+    class ExceptionWorker(runtime.GearmanWorker):
         def on_job_complete(self, current_job: GearmanJob, job_result: Any) -> bool:
             self.send_job_exception(current_job, b"boom: " + job_result)
             return False
 
     with serving([address], {task: reverse}, worker_class=ExceptionWorker):
-        client = GearmanClient([address], exceptions=client_exceptions)
+        client = runtime.GearmanClient([address], exceptions=client_exceptions)
         request = client.submit_job(task, b"cba", poll_timeout=10)
     assert (request.state, request.complete, request.timed_out) == (JOB_FAILED, True, False)
     assert request.exception == (b"boom: abc" if client_exceptions else None)
 
 
-def test_send_exceptions_worker_reports_the_exception_text(address: str) -> None:
+def test_send_exceptions_worker_reports_the_exception_text(
+    runtime: types.ModuleType, address: str
+) -> None:
     task = unique_name("raise")
 
-    def boom(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def boom(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         raise KeyError("missing-thing")
 
     with serving([address], {task: boom}, send_exceptions=True):
-        client = GearmanClient([address], exceptions=True)
+        client = runtime.GearmanClient([address], exceptions=True)
         request = client.submit_job(task, b"", poll_timeout=10)
     assert request.state == JOB_FAILED
     assert b"KeyError" in request.exception
     assert b"missing-thing" in request.exception
 
 
-def test_exception_payload_goes_through_the_encoder(address: str) -> None:
+def test_exception_payload_goes_through_the_encoder(
+    runtime: types.ModuleType, address: str
+) -> None:
     task = unique_name("jsonexc")
 
     class JSONEncoder(gearman.DataEncoder):
@@ -345,13 +360,13 @@ def test_exception_payload_goes_through_the_encoder(address: str) -> None:
         def decode(cls, decodable_string: bytes) -> Any:
             return json.loads(decodable_string)
 
-    class JSONWorker(GearmanWorker):
+    class JSONWorker(runtime.GearmanWorker):
         data_encoder = JSONEncoder
 
-    class JSONClient(GearmanClient):
+    class JSONClient(runtime.GearmanClient):
         data_encoder = JSONEncoder
 
-    def task_fn(worker: GearmanWorker, job: GearmanJob) -> None:
+    def task_fn(worker: runtime.GearmanWorker, job: GearmanJob) -> None:
         worker.send_job_exception(job, {"error": job.data["why"]})
 
     class NoAutoComplete(JSONWorker):
@@ -368,11 +383,11 @@ def test_exception_payload_goes_through_the_encoder(address: str) -> None:
 # ---------------------------------------------------------------- job hooks
 
 
-def test_on_job_hooks_can_be_overridden(address: str) -> None:
+def test_on_job_hooks_can_be_overridden(runtime: types.ModuleType, address: str) -> None:
     ok_task, bad_task = unique_name("hook-ok"), unique_name("hook-bad")
     events: list[tuple[str, Any]] = []
 
-    class Hooked(GearmanWorker):
+    class Hooked(runtime.GearmanWorker):
         def on_job_execute(self, current_job: GearmanJob) -> bool:
             events.append(("execute", current_job.data))
             return super().on_job_execute(current_job)
@@ -386,11 +401,11 @@ def test_on_job_hooks_can_be_overridden(address: str) -> None:
             self.send_job_complete(current_job, b"recovered from " + str(exc_info[1]).encode())
             return True
 
-    def bad(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def bad(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         raise ValueError("oops")
 
     with serving([address], {ok_task: reverse, bad_task: bad}, worker_class=Hooked):
-        client = GearmanClient([address])
+        client = runtime.GearmanClient([address])
         ok = client.submit_job(ok_task, b"ab", poll_timeout=10)
         recovered = client.submit_job(bad_task, b"zz", poll_timeout=10)
     assert ok.result == b"ba!"
@@ -404,16 +419,16 @@ def test_on_job_hooks_can_be_overridden(address: str) -> None:
 
 
 def test_default_on_job_exception_logs_and_fails(
-    address: str, caplog: pytest.LogCaptureFixture
+    runtime: types.ModuleType, address: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     task = unique_name("logged")
 
-    def bad(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def bad(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         raise ZeroDivisionError("divided")
 
     caplog.set_level(logging.ERROR, logger="gearman")
     with serving([address], {task: bad}):
-        request = GearmanClient([address]).submit_job(task, b"", poll_timeout=10)
+        request = runtime.GearmanClient([address]).submit_job(task, b"", poll_timeout=10)
     assert request.state == JOB_FAILED
     (record,) = [r for r in caplog.records if r.name.startswith("gearman") and r.exc_info]
     assert record.exc_info is not None
@@ -425,9 +440,11 @@ def test_default_on_job_exception_logs_and_fails(
 # ------------------------------------------------------------ context manager
 
 
-def test_worker_context_manager_and_shutdown_close_connections(address: str) -> None:
+def test_worker_context_manager_and_shutdown_close_connections(
+    runtime: types.ModuleType, address: str
+) -> None:
     task = unique_name("cm")
-    with GearmanWorker([address]) as worker:
+    with runtime.GearmanWorker([address]) as worker:
         worker.register_task(task, reverse)
         worker.establish_worker_connections()
         assert len(worker._io._links) == 1
@@ -436,9 +453,11 @@ def test_worker_context_manager_and_shutdown_close_connections(address: str) -> 
     wait_for_workers(address, task, count=0)
 
 
-def test_establish_worker_connections_registers_everything(address: str) -> None:
+def test_establish_worker_connections_registers_everything(
+    runtime: types.ModuleType, address: str
+) -> None:
     task, client_id = unique_name("est"), unique_name("id")
-    worker = GearmanWorker([address])
+    worker = runtime.GearmanWorker([address])
     worker.set_client_id(client_id)
     worker.register_task(task, reverse)
     links = worker.establish_worker_connections()
@@ -451,12 +470,14 @@ def test_establish_worker_connections_registers_everything(address: str) -> None
         worker.shutdown()
 
 
-def test_worker_with_no_reachable_server_keeps_trying(gearmand_factory: Any) -> None:
+def test_worker_with_no_reachable_server_keeps_trying(
+    runtime: types.ModuleType, gearmand_factory: Any
+) -> None:
     server: Gearmand = gearmand_factory()
     address = server.address
     server.stop()
     task = unique_name("late")
-    worker = GearmanWorker([address], connect_timeout=1.0)
+    worker = runtime.GearmanWorker([address], connect_timeout=1.0)
     worker.register_task(task, reverse)
     with WorkerThread(worker):
         # work() must not die while the server is down ...
@@ -464,22 +485,22 @@ def test_worker_with_no_reachable_server_keeps_trying(gearmand_factory: Any) -> 
         server.restart()  # same port
         # ... and must serve as soon as it is back.
         wait_for_workers(address, task)
-        request = GearmanClient([address]).submit_job(task, b"up", poll_timeout=10)
+        request = runtime.GearmanClient([address]).submit_job(task, b"up", poll_timeout=10)
     assert request.result == b"pu"
 
 
-def test_several_jobs_in_a_row(address: str) -> None:
+def test_several_jobs_in_a_row(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("row")
     counter = {"n": 0}
     lock = threading.Lock()
 
-    def count(worker: GearmanWorker, job: GearmanJob) -> bytes:
+    def count(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         with lock:
             counter["n"] += 1
         return job.data
 
     with serving([address], {task: count}):
-        client = GearmanClient([address])
+        client = runtime.GearmanClient([address])
         requests = client.submit_multiple_jobs(
             [{"task": task, "data": b"%d" % n} for n in range(50)], poll_timeout=20
         )
