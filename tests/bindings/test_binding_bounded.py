@@ -19,6 +19,7 @@ import pytest
 from _binding_helpers import reverse, serving, unique_name
 
 import gearman
+from devtools.peers import StalledServer, assign_job
 
 
 @pytest.fixture
@@ -163,8 +164,6 @@ def test_a_worker_whose_result_stalls_keeps_calling_after_poll(
 ) -> None:
     """A large result to a server that stopped reading: the link is given up at
     the end of the wait, after_poll runs, and the worker carries on."""
-    from devtools.peers import StalledServer, assign_job
-
     result = b"r" * (32 << 20)
     ran = threading.Event()
     polls_after_job: list[bool] = []
