@@ -530,7 +530,7 @@ class ClientSession:
                 request.lost = True
                 loss.lost.append(request)
         for request in loss.resent:
-            self._enqueue(request, now)
+            self._wait_for_placement(request, self.pool.candidates(now))
         return loss
 
     def data_to_send(self) -> dict[ServerAddress, bytes]:
@@ -567,14 +567,13 @@ class ClientSession:
                 raise LocalProtocolError(f"no connection to {server}")
             self._send(request, server)
             return
-        self._enqueue(request, now)
-
-    def _enqueue(self, request: JobRequest, now: float) -> None:
         candidates = self.pool.candidates(now)
-        connections = self.connections
-        if candidates and candidates[0] in connections and not self._placing:
+        if candidates and not self._placing and candidates[0] in self.connections:
             self._send(request, candidates[0])  # the usual case: connected, nobody queued
             return
+        self._wait_for_placement(request, candidates)
+
+    def _wait_for_placement(self, request: JobRequest, candidates: list[ServerAddress]) -> None:
         request._candidates = candidates
         self._placing.append(request)
         self._place_waiting()

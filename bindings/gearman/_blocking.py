@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import gearman_proto as proto
 
@@ -31,6 +31,8 @@ from ._runtime import AnyConnection, EventSink
 __all__ = ["READ_SIZE", "BlockingRuntime"]
 
 logger = logging.getLogger("gearman.io")
+
+T = TypeVar("T")
 
 #: bytes asked of the kernel per read: large, so a burst of small packets or
 #: a big payload arrives in few calls (python-gearman read 4 KiB).  Reads go
@@ -96,6 +98,7 @@ class BlockingRuntime:
         self._polled_at = float("-inf")
         self._pumping = False
         self._waiters = 0  # threads parked in wait() while another one pumps
+        self._endings = 0  # links ended so far: a wait returns when this moves
         self._lock: threading.Lock | None = None
         self._condition: threading.Condition | None = None
         self._wake_out: socket.socket | None = None
@@ -199,6 +202,7 @@ class BlockingRuntime:
 
     def _give_up(self, link: _Link, closed: proto.ConnectionClosed) -> None:
         self._remove(link)
+        self._endings += 1
         self._on_event(link.server, closed)
 
     # ------------------------------------------------------------ waiting
@@ -214,16 +218,22 @@ class BlockingRuntime:
         if time.monotonic() - self._polled_at > IDLE_CHECK_AFTER and not self._pumping:
             self._pump(0.0)
 
-    def run_job(self, job: Callable[[], None]) -> None:
-        """Run *job* now, in this thread: the blocking runtime runs one at a time."""
-        job()
+    def run_job(self, job: Callable[[T], object], argument: T) -> None:
+        """Run ``job(argument)`` now, in this thread: one job at a time."""
+        job(argument)
+
+    def flush(self) -> None:
+        """Write what the core queued, as far as the sockets take it now."""
+        self._flush()
 
     def wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
-        """Write, then read and hand events on until *done()* or *deadline*.
+        """Write, then read and hand events on until *done()* or *deadline*,
+        or until a link ends (then it returns ``done()``).
 
         Called with :attr:`lock` held; it is released while poll(2) blocks.
         """
         condition = self._condition
+        endings = self._endings
         looked = False
         while True:
             self._flush()
@@ -252,6 +262,10 @@ class BlockingRuntime:
                 time.sleep(remaining)  # nothing to watch: the caller's wait still passes
             else:
                 self._pump(remaining)
+            if self._endings != endings:
+                # A link ended: the caller may have connections to open.
+                self._flush()
+                return done()
 
     def _pump(self, timeout: float | None) -> None:
         """One poll(2) and everything it reports; lets go of the lock meanwhile."""
@@ -297,6 +311,7 @@ class BlockingRuntime:
         connection = link.connection
         if not size:
             self._remove(link)
+            self._endings += 1
             if connection.state is proto.ConnectionState.OPEN:
                 self._feed(link, b"")
             else:

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import gearman_proto as proto
 
 __all__ = ["AnyConnection", "EventSink", "Runtime", "RuntimeFactory"]
+
+T = TypeVar("T")
 
 AnyConnection = proto.ClientConnection | proto.WorkerConnection | proto.AdminConnection
 
@@ -67,9 +69,13 @@ class Runtime(Protocol):
     def connected(self, server: proto.ServerAddress) -> bool:
         """Whether a link to *server* is open."""
 
+    def flush(self) -> None:
+        """Write what the core queued, without waiting."""
+
     def wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
         """Write what the core queued, then read and hand events on until
-        *done()* holds (True) or *deadline* passes (False).
+        *done()* holds (True), *deadline* passes (False), or a link ends
+        (``done()``: the caller may have to connect before it waits again).
 
         *done* is checked before anything blocks, so a condition that
         already holds returns at once.  A link whose queued bytes are still
@@ -84,8 +90,8 @@ class Runtime(Protocol):
     def wake(self) -> None:
         """Make every :meth:`wait` look at its condition again now."""
 
-    def run_job(self, job: Callable[[], None]) -> None:
-        """Run one job (user code) under the runtime's concurrency limit."""
+    def run_job(self, job: Callable[[T], object], argument: T) -> None:
+        """Run ``job(argument)`` (user code) under the runtime's concurrency limit."""
 
     def close(self, server: proto.ServerAddress) -> None:
         """Close the link to *server*, reporting its end to the sink."""

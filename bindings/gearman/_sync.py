@@ -46,16 +46,17 @@ def wait_connecting(
     deadline: float | None,
 ) -> bool:
     """Wait until *done()* or *deadline*, connecting whatever the session asks for
-    meanwhile (requests resent after a lost connection, status queries)."""
+    meanwhile (requests resent after a lost connection, status queries).
 
-    def ready() -> bool:
-        return done() or session.wants_connection
-
+    The runtime's wait returns early when a link ends, which is when the
+    session may start wanting a connection.
+    """
     while True:
         if session.wants_connection:
             connect_wanted(runtime, session, deadline)
-        if runtime.wait(ready, deadline):
-            if done():
-                return True
-            continue
-        return done()
+        if runtime.wait(done, deadline):
+            return True
+        if deadline is not None and runtime.now() >= deadline:
+            return done()
+        if not session.wants_connection and not session.connections:
+            return done()  # nothing left to wait on

@@ -233,7 +233,7 @@ class GearmanClient(GearmanConnectionManager):
         with self._io.lock:
             self._kernel.submit([current_request], self.data_encoder)
             connect_wanted(self._io, self._session, None)
-            self._io.wait(_always, None)  # writes what was queued
+            self._io.flush()
             failure = proto.undelivered([current_request])
             if failure is not None:
                 self._kernel.end_wait([current_request], _ACCEPTED)
@@ -321,6 +321,3 @@ class GearmanClient(GearmanConnectionManager):
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
 
-
-def _always() -> bool:
-    return True

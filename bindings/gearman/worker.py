@@ -252,13 +252,13 @@ class GearmanWorker(GearmanConnectionManager):
 
     def _flush(self) -> None:
         """Write what the session queued, without waiting for anything."""
-        self._io.wait(_always, None)
+        self._io.flush()
 
     def _run_jobs(self) -> None:
         jobs = self._kernel.jobs
         while jobs:
             job = jobs.popleft()
-            self._io.run_job(lambda job=job: self._run_one(job))  # type: ignore[misc]
+            self._io.run_job(self._run_one, job)
             if not self._continue:
                 return
 
@@ -274,6 +274,3 @@ class GearmanWorker(GearmanConnectionManager):
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
 
-
-def _always() -> bool:
-    return True
