@@ -99,6 +99,7 @@ class BlockingRuntime:
         self._pumping = False
         self._waiters = 0  # threads parked in wait() while another one pumps
         self._endings = 0  # links ended so far: a wait returns when this moves
+        self._only: _Link | None = None  # the link, when there is exactly one
         self._lock: threading.Lock | None = None
         self._condition: threading.Condition | None = None
         self._wake_out: socket.socket | None = None
@@ -169,6 +170,7 @@ class BlockingRuntime:
             self._tune(sock)
         link = _Link(server, sock, connection)
         self._links[server] = link
+        self._only = link if len(self._links) == 1 else None
         self._by_fd[link.fd] = link
         self._poll.register(link.fd, _IN)
         self.wake()  # a thread in poll(2) must watch the new socket too
@@ -197,6 +199,8 @@ class BlockingRuntime:
             del self._links[link.server]
             del self._by_fd[link.fd]
             self._poll.unregister(link.fd)
+            links = list(self._links.values())
+            self._only = links[0] if len(links) == 1 else None
         with contextlib.suppress(OSError):
             link.sock.close()
 
@@ -344,15 +348,14 @@ class BlockingRuntime:
 
     def _flush(self) -> None:
         """Write what every core connection queued: one ``send`` per link."""
-        links = self._links
-        if len(links) == 1:  # the usual case, without copying the table
-            link = next(iter(links.values()))
+        link = self._only
+        if link is not None:  # the usual case, without walking the table
             data = link.connection.data_to_send()
             if data or link.out:
                 self._write(link, data)
             return
         # A copy: a failed write removes its link.
-        for link in list(links.values()):
+        for link in list(self._links.values()):
             data = link.connection.data_to_send()
             if data or link.out:
                 self._write(link, data)

@@ -124,7 +124,10 @@ class WorkerKernel:
         if server is None or job.handle is None:
             raise errors.InvalidWorkerState(f"{job!r} was not assigned by a server")
         with_handle = job.handle.encode("utf-8", "surrogateescape")
-        return bool(self._call(send, server, with_handle, *arguments))
+        try:
+            return bool(send(server, with_handle, *arguments))
+        except proto.ProtocolError as error:
+            raise map_error(error, errors.InvalidWorkerState) from error
 
     @staticmethod
     def _call(send: Callable[..., Any], *arguments: Any) -> Any:

@@ -128,14 +128,19 @@ class GearmanWorker(GearmanConnectionManager):
         io = self._io
         session = self._session
         jobs = self._kernel.jobs
+        if session.tick(io.now()):  # schedules the timers, asks for the first connections
+            self.establish_worker_connections()
         while self._continue:
             now = io.now()
-            if session.tick(now):
-                self.establish_worker_connections()
             deadline = None if poll_timeout is None else now + poll_timeout
             due = session.next_deadline()
-            if due is not None and (deadline is None or due < deadline):
-                deadline = due
+            if due is not None:  # a reconnect or an epoch wake-up is scheduled
+                if due <= now:
+                    if session.tick(now):
+                        self.establish_worker_connections()
+                    due = session.next_deadline()
+                if due is not None and (deadline is None or due < deadline):
+                    deadline = due
             activity = io.wait(jobs.__len__, deadline)  # type: ignore[arg-type]
             if jobs:
                 self._run_jobs()
