@@ -1,0 +1,72 @@
+"""The binding kernel stays pure: no I/O library, no threads, no runtime.
+
+The kernel modules hold python-gearman's shapes for every runtime, so they
+may not import a socket, selector, thread or event-loop library, nor a
+runtime module of ours.  Read with ``ast``: comments and strings do not
+count, nested imports do.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import gearman
+
+PACKAGE = Path(gearman.__file__).parent
+KERNEL = [
+    "_client_kernel.py",
+    "_worker_kernel.py",
+    "_common.py",
+    "_runtime.py",
+    "_sync.py",
+    "job.py",
+    "errors.py",
+    "constants.py",
+    "connection_manager.py",
+]
+FORBIDDEN = {
+    "socket",
+    "select",
+    "selectors",
+    "ssl",
+    "threading",
+    "asyncio",
+    "trio",
+    "gevent",
+    "concurrent",
+    "multiprocessing",
+}
+RUNTIMES = {"_blocking"}
+
+
+def imported(source: str) -> set[str]:
+    """Top-level module names (and sibling modules, for relative imports) in *source*."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if node.module:
+                    names.add(node.module.split(".")[0])
+                names.update(alias.name for alias in node.names)
+            elif node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_scan_sees_nested_and_relative_imports() -> None:
+    assert imported("def f():\n    import socket") == {"socket"}
+    assert imported("from . import _blocking") == {"_blocking"}
+    assert imported("from ._blocking import X") == {"_blocking", "X"}
+    assert imported("x = 'import socket'  # import select") == set()
+
+
+@pytest.mark.parametrize("module", KERNEL)
+def test_kernel_module_imports_no_io_and_no_runtime(module: str) -> None:
+    names = imported((PACKAGE / module).read_text(encoding="utf-8"))
+    assert not names & FORBIDDEN
+    assert not names & RUNTIMES
