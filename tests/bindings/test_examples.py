@@ -67,7 +67,7 @@ def test_reverse_client_reports_a_timeout_when_nobody_works(
         (
             "batch.py",
             [
-                "accepted: ['CREATED', 'CREATED', 'CREATED', 'CREATED']",
+                "accepted: 4 of 4",
                 "alpha -> ALPHA (COMPLETE)",
                 "beta -> BETA (COMPLETE)",
                 "gamma -> GAMMA (COMPLETE)",
