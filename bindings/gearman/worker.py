@@ -33,6 +33,10 @@ POLL_TIMEOUT_IN_SECONDS = 60.0
 Task = Callable[["GearmanWorker", GearmanJob], Any]
 
 
+def _deadline(now: float, timeout: float | None) -> float | None:
+    return None if timeout is None else now + timeout
+
+
 class GearmanWorker(GearmanConnectionManager):
     """Registers task functions and runs the jobs gearmand hands out.
 
@@ -129,15 +133,15 @@ class GearmanWorker(GearmanConnectionManager):
         session = self._session
         jobs = self._kernel.jobs
         if session.tick(io.now()):  # schedules the timers, asks for the first connections
-            self.establish_worker_connections()
+            self._connect(_deadline(io.now(), poll_timeout))
         while self._continue:
             now = io.now()
-            deadline = None if poll_timeout is None else now + poll_timeout
+            deadline = _deadline(now, poll_timeout)
             due = session.next_deadline()
             if due is not None:  # a reconnect or an epoch wake-up is scheduled
                 if due <= now:
                     if session.tick(now):
-                        self.establish_worker_connections()
+                        self._connect(deadline)
                     due = session.next_deadline()
                 if due is not None and (deadline is None or due < deadline):
                     deadline = due
@@ -155,11 +159,15 @@ class GearmanWorker(GearmanConnectionManager):
         A new connection is registered at once (client id and abilities
         sent).  Returns the servers connected now.
         """
+        return self._connect(None)
+
+    def _connect(self, deadline: float | None) -> list[proto.ServerAddress]:
+        """:meth:`establish_worker_connections`, every connect ending by *deadline*."""
         io = self._io
         session = self._session
         for server in session.missing_servers(io.now()):
             try:
-                io.connect(server, functools.partial(session.connection_made, server), None)
+                io.connect(server, functools.partial(session.connection_made, server), deadline)
             except errors.ConnectionError as error:
                 logger.warning("%s", error)
                 session.connect_failed(server, io.now())

@@ -188,3 +188,22 @@ def test_a_worker_whose_result_stalls_keeps_calling_after_poll(
     assert ran.is_set()
     assert len(polls_after_job) == 2
     assert elapsed < 10.0, f"work() with poll_timeout=0.5 took {elapsed:.1f} s"
+
+
+def test_a_worker_connect_is_bounded_by_its_poll_timeout(
+    runtime: types.ModuleType, full_backlog_server: str
+) -> None:
+    polls: list[bool] = []
+
+    class Worker(runtime.GearmanWorker):  # type: ignore[name-defined, misc]
+        def after_poll(self, any_activity: bool) -> bool:
+            polls.append(any_activity)
+            return len(polls) < 3
+
+    worker = Worker([full_backlog_server], connect_timeout=60.0)
+    worker.register_task("t", reverse)
+    started = time.monotonic()
+    worker.work(poll_timeout=0.3)
+    elapsed = time.monotonic() - started
+    assert polls == [False, False, False]
+    assert elapsed < 10.0, f"three polls of 0.3 s took {elapsed:.1f} s"
