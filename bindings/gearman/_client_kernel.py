@@ -150,7 +150,12 @@ class ClientKernel:
                 last attempt before JOB_CREATED.
             ServerUnavailable: no server could take a request.
         """
-        failure = proto.settle(requests, goal)
+        self.raise_undelivered(proto.settle(requests, goal))
+
+    @staticmethod
+    def raise_undelivered(failure: proto.ProtocolError | None) -> None:
+        """Raise a request's delivery error (see :func:`gearman_proto.undelivered`)
+        as python-gearman's error, if there is one."""
         if failure is not None:
             raise map_error(failure) from failure
 

@@ -1,8 +1,9 @@
 """Helpers shared by every binding; no I/O library is imported here.
 
-Owns: payload encoders, the str/bytes rules for names, the python-gearman
-priority spelling, request status dictionaries, and the one table that maps
-core errors to python-gearman error classes.
+Owns: payload encoders and what their output must be, the str/bytes rules
+for names, the python-gearman priority spelling, request status
+dictionaries, and the one table that maps core errors to python-gearman
+error classes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .constants import PRIORITY_HIGH, PRIORITY_LOW, PRIORITY_NONE
 __all__ = [
     "DataEncoder",
     "NoopEncoder",
+    "encode_payload",
     "from_priority",
     "job_status",
     "map_error",
@@ -76,6 +78,25 @@ class NoopEncoder(DataEncoder):
     def decode(cls, decodable_string: bytes) -> bytes:
         """Received payloads are returned as they came."""
         return decodable_string
+
+
+def encode_payload(
+    encoder: type[DataEncoder], data: Any, misuse: type[errors.GearmanError]
+) -> bytes:
+    """*data* through *encoder*, as the bytes that travel.
+
+    An encoder may return ``str`` (python-gearman's documented
+    ``json.dumps`` encoder does): it is sent UTF-8 encoded.  Anything but
+    bytes-like or ``str`` raises *misuse*, the role's ``Invalid*State``.
+    """
+    payload: Any = encoder.encode(data)
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    if isinstance(payload, (bytearray, memoryview)):
+        return bytes(payload)
+    raise misuse(f"{encoder.__name__}.encode returned {type(payload).__name__}, not bytes")
 
 
 def name_bytes(name: Name, what: str = "name") -> bytes:

@@ -17,7 +17,7 @@ import gearman_proto as proto
 from . import errors
 from ._runtime import Runtime
 
-__all__ = ["connect_wanted", "deadline_after", "wait_connecting"]
+__all__ = ["connect", "connect_wanted", "deadline_after", "wait_connecting"]
 
 logger = logging.getLogger("gearman.io")
 
@@ -27,16 +27,26 @@ def deadline_after(runtime: Runtime, timeout: float | None) -> float | None:
     return None if timeout is None else runtime.now() + timeout
 
 
+def connect(
+    runtime: Runtime,
+    session: proto.ClientSession | proto.WorkerSession,
+    server: proto.ServerAddress,
+    deadline: float | None,
+) -> None:
+    """Connect *server* by *deadline* and tell the session how it went."""
+    try:
+        runtime.connect(server, functools.partial(session.connection_made, server), deadline)
+    except errors.ConnectionError as error:
+        logger.warning("%s", error)
+        session.connect_failed(server, runtime.now())
+
+
 def connect_wanted(
     runtime: Runtime, session: proto.ClientSession, deadline: float | None
 ) -> None:
     """Open every connection the session waits for, in its order, by *deadline*."""
     while (server := session.connection_wanted(runtime.now())) is not None:
-        try:
-            runtime.connect(server, functools.partial(session.connection_made, server), deadline)
-        except errors.ConnectionError as error:
-            logger.warning("%s", error)
-            session.connect_failed(server, runtime.now())
+        connect(runtime, session, server, deadline)
 
 
 def wait_connecting(

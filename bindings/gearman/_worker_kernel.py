@@ -15,15 +15,15 @@ import logging
 import traceback
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import gearman_proto as proto
 
 from . import errors
-from ._common import DataEncoder, map_error, name_bytes, text
+from ._common import DataEncoder, encode_payload, map_error, name_bytes, text
 from .job import GearmanJob
 
-__all__ = ["ExcInfo", "WorkerKernel"]
+__all__ = ["Encoding", "ExcInfo", "WorkerKernel"]
 
 logger = logging.getLogger("gearman.worker")
 
@@ -35,6 +35,8 @@ class WorkerKernel:
 
     Args:
         servers: the parsed host list.
+        owner: the worker, whose ``data_encoder`` (read at every use, so it
+            may be changed at any time) encodes and decodes payloads.
         send_exceptions, epoch_poll_interval: see :class:`gearman.GearmanWorker`.
         max_jobs: jobs held at once over all servers.
     """
@@ -43,6 +45,7 @@ class WorkerKernel:
         self,
         servers: Sequence[proto.ServerAddress],
         *,
+        owner: Encoding,
         send_exceptions: bool,
         epoch_poll_interval: float | None,
         max_jobs: int = 1,
@@ -57,7 +60,7 @@ class WorkerKernel:
         )
         self.names: dict[bytes, str | bytes] = {}
         self.jobs: collections.deque[GearmanJob] = collections.deque()
-        self.data_encoder: type[DataEncoder] | None = None
+        self.owner = owner
         #: the runtime's clock, set by the facade once its runtime exists.
         self.now: Callable[[], float] = _no_clock
 
@@ -82,9 +85,7 @@ class WorkerKernel:
     def receive(self, server: proto.ServerAddress, event: proto.Event) -> None:
         """The runtime's sink: jobs the session hands out are queued to run."""
         for assigned in self.session.receive(server, event, self.now()):
-            encoder = self.data_encoder
-            assert encoder is not None
-            data = encoder.decode(assigned.payload)
+            data = self.owner.data_encoder.decode(assigned.payload)
             task = self.names.get(assigned.function, assigned.function)
             unique = None if assigned.unique is None else text(assigned.unique)
             reducer = None if assigned.reducer is None else text(assigned.reducer)
@@ -106,17 +107,8 @@ class WorkerKernel:
         return self.reply(job, self.session.job_raised, self.encode(formatted))
 
     def encode(self, data: Any) -> bytes:
-        """A payload through the worker's encoder, which must give bytes."""
-        encoder = self.data_encoder
-        assert encoder is not None
-        payload: Any = encoder.encode(data)
-        if not isinstance(payload, bytes):
-            if isinstance(payload, str):
-                return payload.encode("utf-8")
-            raise errors.InvalidWorkerState(
-                f"{encoder.__name__}.encode returned {type(payload).__name__}, not bytes"
-            )
-        return payload
+        """A payload through the worker's encoder (see :func:`encode_payload`)."""
+        return encode_payload(self.owner.data_encoder, data, errors.InvalidWorkerState)
 
     def reply(self, job: GearmanJob, send: Callable[..., bool], *arguments: Any) -> bool:
         """Send one reply for *job*; False when its connection is gone."""
@@ -135,6 +127,12 @@ class WorkerKernel:
             return send(*arguments)
         except proto.ProtocolError as error:
             raise map_error(error, errors.InvalidWorkerState) from error
+
+
+class Encoding(Protocol):
+    """What the kernel reads of its worker: the payload encoder."""
+
+    data_encoder: type[DataEncoder]
 
 
 def _no_clock() -> float:

@@ -234,9 +234,7 @@ class GearmanClient(GearmanConnectionManager):
             self._kernel.submit([current_request], self.data_encoder)
             connect_wanted(self._io, self._session, None)
             self._io.flush()
-            failure = proto.undelivered([current_request])
-            if failure is not None:
-                self._kernel.end_wait([current_request], _ACCEPTED)
+            self._kernel.raise_undelivered(proto.undelivered([current_request]))
         return current_request
 
     def _create_request_from_dictionary(

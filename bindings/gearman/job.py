@@ -15,9 +15,11 @@ from typing import Any
 
 import gearman_proto as proto
 
+from . import errors
 from ._common import (
     DataEncoder,
     NoopEncoder,
+    encode_payload,
     from_priority,
     job_status,
     name_bytes,
@@ -160,7 +162,7 @@ class GearmanJobRequest(proto.JobRequest):
         job = self.gearman_job
         self.submission = proto.make_submission(
             name_bytes(job.task, "task"),
-            data_encoder.encode(job.data),
+            encode_payload(data_encoder, job.data, errors.InvalidClientState),
             b"" if job.unique is None else name_bytes(job.unique, "unique"),
             priority=self._priority,
             background=self._background,

@@ -9,7 +9,6 @@ arrives or a timer is due, run the task functions, call the hooks.
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 from collections.abc import Callable
@@ -17,9 +16,9 @@ from typing import Any, ClassVar
 
 import gearman_proto as proto
 
-from . import errors
 from ._blocking import BlockingRuntime
 from ._runtime import RuntimeFactory
+from ._sync import connect
 from ._worker_kernel import ExcInfo, WorkerKernel
 from .connection_manager import GearmanConnectionManager
 from .job import GearmanJob
@@ -72,9 +71,11 @@ class GearmanWorker(GearmanConnectionManager):
         self.worker_abilities: dict[str | bytes, Task] = {}
         self.worker_client_id: str | bytes | None = None
         self._kernel = WorkerKernel(
-            self.servers, send_exceptions=send_exceptions, epoch_poll_interval=epoch_poll_interval
+            self.servers,
+            owner=self,
+            send_exceptions=send_exceptions,
+            epoch_poll_interval=epoch_poll_interval,
         )
-        self._kernel.data_encoder = self.data_encoder
         self._session = self._kernel.session
         self._io = type(self).runtime_factory(
             self._kernel.receive,
@@ -127,7 +128,6 @@ class GearmanWorker(GearmanConnectionManager):
         Servers that are down are retried with back-off; the loop never
         gives up on them.
         """
-        self._kernel.data_encoder = self.data_encoder
         self._continue = self.after_poll(False)
         io = self._io
         session = self._session
@@ -166,11 +166,7 @@ class GearmanWorker(GearmanConnectionManager):
         io = self._io
         session = self._session
         for server in session.missing_servers(io.now()):
-            try:
-                io.connect(server, functools.partial(session.connection_made, server), deadline)
-            except errors.ConnectionError as error:
-                logger.warning("%s", error)
-                session.connect_failed(server, io.now())
+            connect(io, session, server, deadline)
         self._flush()
         return [server for server in self.servers if io.connected(server)]
 
@@ -259,7 +255,6 @@ class GearmanWorker(GearmanConnectionManager):
     # ---------------------------------------------------------- internals
 
     def _reply(self, job: GearmanJob, send: Callable[..., bool], *arguments: Any) -> None:
-        self._kernel.data_encoder = self.data_encoder
         if self._kernel.reply(job, send, *arguments):
             self._flush()
 

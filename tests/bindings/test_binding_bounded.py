@@ -8,6 +8,7 @@ up to its small receive buffer), or whose accept queue is full.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -207,3 +208,28 @@ def test_a_worker_connect_is_bounded_by_its_poll_timeout(
     elapsed = time.monotonic() - started
     assert polls == [False, False, False]
     assert elapsed < 10.0, f"three polls of 0.3 s took {elapsed:.1f} s"
+
+
+def test_an_encoder_returning_str_is_sent_utf8_on_both_sides(
+    runtime: types.ModuleType, gearmand: Any
+) -> None:
+    """python-gearman's documented JSON encoder returns ``json.dumps``: a str."""
+    class JSONEncoder(runtime.DataEncoder):  # type: ignore[name-defined, misc]
+        @classmethod
+        def encode(cls, encodable_object: Any) -> Any:
+            return json.dumps(encodable_object)
+
+        @classmethod
+        def decode(cls, decodable_string: bytes) -> Any:
+            return json.loads(decodable_string)
+
+    class Client(runtime.GearmanClient):  # type: ignore[name-defined, misc]
+        data_encoder = JSONEncoder
+
+    class Worker(runtime.GearmanWorker):  # type: ignore[name-defined, misc]
+        data_encoder = JSONEncoder
+
+    task = unique_name("json")
+    with serving([gearmand.address], {task: lambda worker, job: {"got": job.data}}, Worker):
+        request = Client([gearmand.address]).submit_job(task, ["é", 1], poll_timeout=10)
+    assert request.result == {"got": ["é", 1]}
