@@ -90,13 +90,14 @@ def encode_payload(
     bytes-like or ``str`` raises *misuse*, the role's ``Invalid*State``.
     """
     payload: Any = encoder.encode(data)
-    if isinstance(payload, bytes):
+    if type(payload) is bytes:  # the usual case, without a call
         return payload
-    if isinstance(payload, str):
-        return payload.encode("utf-8")
-    if isinstance(payload, (bytearray, memoryview)):
-        return bytes(payload)
-    raise misuse(f"{encoder.__name__}.encode returned {type(payload).__name__}, not bytes")
+    try:
+        return NoopEncoder.encode(payload)  # the same bytes-like and str rules
+    except TypeError:
+        raise misuse(
+            f"{encoder.__name__}.encode returned {type(payload).__name__}, not bytes"
+        ) from None
 
 
 def name_bytes(name: Name, what: str = "name") -> bytes:
