@@ -266,6 +266,18 @@ class WorkerSession:
         ``send_exceptions`` is set, else WORK_FAIL."""
         return self.fail(server, handle, description if self.send_exceptions else None)
 
+    def job_abandoned(self, server: ServerAddress, handle: bytes) -> bool:
+        """The binding stopped running a job it holds (cancelled, or a hook raised):
+        WORK_FAIL, so no client waits for a job nobody runs.
+
+        Returns False, sending nothing, when the job is no longer held (it
+        was answered already) or its connection is gone.
+        """
+        connection = self.connections.get(server)
+        if connection is None or not any(job.handle == handle for job in connection.jobs):
+            return False
+        return self.fail(server, handle)
+
     def complete(self, server: ServerAddress, handle: bytes, payload: bytes) -> bool:
         """End a held job successfully (WORK_COMPLETE)."""
         return self._reply(server, WorkComplete(handle=handle, payload=payload))

@@ -1,8 +1,10 @@
-"""The one interface between the sync facades and an I/O runtime.
+"""The interfaces between the facades and an I/O runtime, one per colour.
 
-Owns: the contract, as a :class:`typing.Protocol`, that every sync runtime
-(blocking sockets, gevent) fulfils, and the callback type through which a
-runtime hands what it read to the kernel.  Does not own: any I/O (the
+Owns: the contracts, as :class:`typing.Protocol` classes, that every sync
+runtime (blocking sockets, gevent: :class:`Runtime`) and every async one
+(trio, asyncio: :class:`AsyncRuntime`) fulfils, the callback type through
+which a runtime hands what it read to the kernel, and :func:`take_events`,
+the one way a runtime turns bytes read into events.  Does not own: any I/O (the
 runtimes), any protocol decision (``gearman_proto``) or any python-gearman
 shape (the kernel modules).
 
@@ -18,13 +20,26 @@ callback as the core connection's own :class:`gearman_proto.ConnectionClosed`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
-from typing import Protocol, TypeVar
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import Any, Protocol, TypeVar
 
 import gearman_proto as proto
 
-__all__ = ["AnyConnection", "EventSink", "Runtime", "RuntimeFactory"]
+__all__ = [
+    "AnyConnection",
+    "AsyncRuntime",
+    "AsyncRuntimeFactory",
+    "Clock",
+    "EventSink",
+    "Runtime",
+    "RuntimeFactory",
+    "deadline_after",
+    "take_events",
+]
+
+logger = logging.getLogger("gearman.io")
 
 T = TypeVar("T")
 
@@ -115,3 +130,121 @@ class RuntimeFactory(Protocol):
             keepalive: TCP keepalive on every link.
             connect_timeout: the cap of one connect, within any deadline.
         """
+
+
+# ------------------------------------------------------------ async colour
+
+
+class AsyncRuntime(Protocol):
+    """What an async facade needs from its I/O runtime (trio, asyncio).
+
+    One reader and one writer per link run inside the runtime; callers
+    never read.  :meth:`wait` parks the calling task until its condition
+    holds, which the reader checks after every batch of events, so a
+    hundred tasks waiting on one client cost a predicate call each per
+    batch, not a task switch.  Cancelling a waiting task (a cancel scope,
+    ``asyncio.timeout``) only ends its wait: the link, and every other
+    task's request, are untouched.  Deadlines are values of :meth:`now`.
+    """
+
+    def now(self) -> float:
+        """The runtime's monotonic clock, in seconds."""
+
+    async def connect(
+        self,
+        server: proto.ServerAddress,
+        connection: Callable[[], AnyConnection],
+        deadline: float | None,
+    ) -> None:
+        """Open a link to *server* by *deadline*, attach ``connection()`` to it,
+        and start its reader and writer.  One connect per server at a time:
+        a second caller waits for the first one's outcome.
+
+        Raises:
+            gearman.errors.ConnectionError: no link by the deadline.
+        """
+
+    def connected(self, server: proto.ServerAddress) -> bool:
+        """Whether a link to *server* is open."""
+
+    def flush(self) -> None:
+        """Tell the writers that the core queued bytes; never waits."""
+
+    async def drain(self, deadline: float | None) -> bool:
+        """Wait until every byte queued so far is written (True), or *deadline*
+        (False; a link that made no progress in the meantime is given up)."""
+
+    async def wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
+        """Park until *done()* holds (True), *deadline* passes (False), or a
+        link ends (``done()``).  A link whose write stalled for the whole
+        wait is given up at the deadline."""
+
+    def wake(self) -> None:
+        """Make every :meth:`wait` look at its condition again now."""
+
+    def lock(self) -> AbstractAsyncContextManager[object]:
+        """A new lock of the runtime's kind, for callers that must take turns."""
+
+    def job_group(self) -> AbstractAsyncContextManager[object]:
+        """The scope jobs run in (a nursery, a task group): leaving it waits
+        for the jobs still running; an error or cancellation cancels them."""
+
+    def run_job(self, job: Callable[[T], Awaitable[object]], argument: T) -> None:
+        """Start ``job(argument)`` in the open :meth:`job_group`; the session's
+        ``max_jobs`` is the concurrency limit (it grabs only with room)."""
+
+    def close(self, server: proto.ServerAddress) -> None:
+        """Close the link to *server* now, reporting its end to the sink."""
+
+    async def aclose(self, grace: float) -> None:
+        """Write what is queued for at most *grace* seconds (also when the
+        caller is being cancelled), then close every link."""
+
+
+class AsyncRuntimeFactory(Protocol):
+    """Builds an async runtime for one client, worker or admin client."""
+
+    def __call__(
+        self,
+        on_event: EventSink,
+        *,
+        keepalive: bool,
+        connect_timeout: float | None,
+        open_stream: Any = None,
+    ) -> AsyncRuntime:
+        """A runtime that hands events to *on_event* (see :class:`RuntimeFactory`);
+        *open_stream* opens a link's stream the runtime's way (None: TCP)."""
+
+
+class Clock(Protocol):
+    """Anything with a runtime's clock: every runtime, both colours."""
+
+    def now(self) -> float:
+        """The runtime's monotonic clock, in seconds."""
+
+
+def deadline_after(clock: Clock, timeout: float | None) -> float | None:
+    """The deadline *timeout* seconds from now on *clock* (None: never)."""
+    return None if timeout is None else clock.now() + timeout
+
+
+def take_events(
+    connection: AnyConnection, data: bytes | bytearray | memoryview
+) -> list[proto.Event]:
+    """Feed *data* (``b""``: the end of the stream) and return every event it completes.
+
+    A stream that breaks the protocol ends the list with the connection's
+    own :class:`gearman_proto.ConnectionClosed` (after every good event
+    before the bad bytes); the connection is then no longer ``OPEN``.
+    What the core answered on its own (GRAB_JOB after NOOP) is queued by
+    now: write it before handling the events.
+    """
+    events: list[proto.Event] = []
+    try:
+        connection.receive_data(data)
+        while batch := connection.next_events():
+            events += batch
+    except proto.RemoteProtocolError as error:
+        logger.error("protocol error, closing: %s", error)
+        events.append(connection.abandon())
+    return events

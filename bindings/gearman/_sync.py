@@ -15,16 +15,11 @@ from collections.abc import Callable
 import gearman_proto as proto
 
 from . import errors
-from ._runtime import Runtime
+from ._runtime import Runtime, deadline_after
 
 __all__ = ["connect", "connect_wanted", "deadline_after", "wait_connecting"]
 
 logger = logging.getLogger("gearman.io")
-
-
-def deadline_after(runtime: Runtime, timeout: float | None) -> float | None:
-    """The runtime-clock deadline *timeout* seconds from now (None: never)."""
-    return None if timeout is None else runtime.now() + timeout
 
 
 def connect(

@@ -15,7 +15,7 @@ import logging
 import traceback
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import gearman_proto as proto
 
@@ -23,7 +23,7 @@ from . import errors
 from ._common import DataEncoder, encode_payload, map_error, name_bytes, text
 from .job import GearmanJob
 
-__all__ = ["Encoding", "ExcInfo", "WorkerKernel"]
+__all__ = ["Encoding", "ExcInfo", "Wait", "WorkerKernel"]
 
 logger = logging.getLogger("gearman.worker")
 
@@ -82,6 +82,23 @@ class WorkerKernel:
         """SET_CLIENT_ID on every connection."""
         self._call(self.session.set_client_id, name_bytes(client_id, "client_id"))
 
+    def next_wait(self, poll_timeout: float | None) -> Wait:
+        """Fire the session's timers that are due, and say how the next wait goes.
+
+        The wait ends after *poll_timeout* seconds, or at the session's next
+        timer (a reconnect, an epoch wake-up) if that comes sooner.
+        """
+        session = self.session
+        now = self.now()
+        connect_by = None if poll_timeout is None else now + poll_timeout
+        due = session.next_deadline()
+        reconnect = False
+        if due is not None and due <= now:
+            reconnect = bool(session.tick(now))
+            due = session.next_deadline()
+        until = connect_by if due is None or (connect_by is not None and connect_by <= due) else due
+        return Wait(until, reconnect, connect_by)
+
     def receive(self, server: proto.ServerAddress, event: proto.Event) -> None:
         """The runtime's sink: jobs the session hands out are queued to run."""
         for assigned in self.session.receive(server, event, self.now()):
@@ -106,6 +123,17 @@ class WorkerKernel:
         formatted = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
         return self.reply(job, self.session.job_raised, self.encode(formatted))
 
+    def abandoned(self, job: GearmanJob) -> bool:
+        """The job's run ended without an answer (cancelled): WORK_FAIL if still held."""
+        return self.reply(job, self.session.job_abandoned)
+
+    @staticmethod
+    def progress(numerator: Any, denominator: Any) -> tuple[int, int]:
+        """WORK_STATUS numbers from python-gearman's arguments (ints or floats)."""
+        if not isinstance(numerator, (int, float)) or not isinstance(denominator, (int, float)):
+            raise TypeError("numerator and denominator must be numbers")
+        return int(numerator), int(denominator)
+
     def encode(self, data: Any) -> bytes:
         """A payload through the worker's encoder (see :func:`encode_payload`)."""
         return encode_payload(self.owner.data_encoder, data, errors.InvalidWorkerState)
@@ -127,6 +155,17 @@ class WorkerKernel:
             return send(*arguments)
         except proto.ProtocolError as error:
             raise map_error(error, errors.InvalidWorkerState) from error
+
+
+class Wait(NamedTuple):
+    """How a worker's next wait goes (:meth:`WorkerKernel.next_wait`)."""
+
+    #: when it ends (None: only when a job arrives).
+    until: float | None
+    #: a reconnect came due: connect the missing servers first ...
+    reconnect: bool
+    #: ... each connect ending by then.
+    connect_by: float | None
 
 
 class Encoding(Protocol):

@@ -15,15 +15,28 @@ from typing import Any, ClassVar, TypeVar
 import gearman_proto as proto
 
 from . import errors
+from ._admin_kernel import (
+    ECHO_STRING,
+    AdminKernel,
+    Rows,
+    check_echo,
+    check_reply,
+    jobs_rows,
+    maxqueue_arguments,
+    priority_rows,
+    request,
+    status_rows,
+    unique_rows,
+    workers_rows,
+)
 from ._blocking import BlockingRuntime
-from ._common import map_error, name_bytes, text
+from ._common import name_bytes, text
 from ._runtime import RuntimeFactory
 from ._sync import deadline_after
 from .connection_manager import GearmanConnectionManager
 
 __all__ = ["DEFAULT_ADMIN_CLIENT_TIMEOUT", "ECHO_STRING", "GearmanAdminClient"]
 
-ECHO_STRING = "ping? pong!"
 DEFAULT_ADMIN_CLIENT_TIMEOUT = 10.0
 
 _C = proto.AdminCommand
@@ -59,11 +72,10 @@ class GearmanAdminClient(GearmanConnectionManager):
             raise errors.InvalidAdminClientState("an admin client talks to exactly one server")
         self.poll_timeout = poll_timeout
         self.connect_timeout = connect_timeout
-        self._replies: list[proto.Event] = []
         self._server = self.servers[0]
-        self._connection = proto.AdminConnection()
+        self._kernel = AdminKernel()
         self._io = type(self).runtime_factory(
-            self._on_event, shared=False, keepalive=True, connect_timeout=connect_timeout
+            self._kernel.receive, shared=False, keepalive=True, connect_timeout=connect_timeout
         )
 
     # ------------------------------------------------------ python-gearman
@@ -72,17 +84,12 @@ class GearmanAdminClient(GearmanConnectionManager):
         """Seconds an ECHO round trip takes."""
         payload = ECHO_STRING.encode()
         start = time.time()
-        reply = self._ask(proto.EchoRequest(payload=payload))
-        if not isinstance(reply, proto.EchoReply) or reply.payload != payload:
-            raise errors.InvalidAdminClientState(f"bad echo reply {reply!r}")
+        check_echo(self._ask(proto.EchoRequest(payload=payload)), payload)
         return time.time() - start
 
     def send_maxqueue(self, task: str | bytes, max_size: int | None) -> str:
         """Limit the queue of *task* to *max_size* jobs (None or 0: no limit); returns ``'OK'``."""
-        arguments = [name_bytes(task, "task")]
-        if max_size is not None:
-            arguments.append(b"%d" % int(max_size))
-        self._command(_C.MAXQUEUE, *arguments)
+        self._command(_C.MAXQUEUE, *maxqueue_arguments(task, max_size))
         return "OK"
 
     def send_shutdown(self, graceful: bool = True) -> None:
@@ -94,34 +101,16 @@ class GearmanAdminClient(GearmanConnectionManager):
         """
         self._command(_C.SHUTDOWN, *([b"graceful"] if graceful else []))
 
-    def get_status(self) -> tuple[dict[str, Any], ...]:
+    def get_status(self) -> Rows:
         """Per function: ``{'task', 'queued', 'running', 'workers'}``.
 
         ``queued`` counts every job of the function, running ones included.
         """
-        reply = self._command(_C.STATUS, kind=proto.StatusReply)
-        return tuple(
-            {
-                "task": text(f.function),
-                "queued": f.total,
-                "running": f.running,
-                "workers": f.workers,
-            }
-            for f in reply.functions
-        )
+        return status_rows(self._command(_C.STATUS, kind=proto.StatusReply))
 
-    def get_workers(self) -> tuple[dict[str, Any], ...]:
+    def get_workers(self) -> Rows:
         """Per connection: ``{'file_descriptor', 'ip', 'client_id', 'tasks'}`` (all text)."""
-        reply = self._command(_C.WORKERS, kind=proto.WorkersReply)
-        return tuple(
-            {
-                "file_descriptor": text(w.fd),
-                "ip": text(w.ip),
-                "client_id": text(w.client_id),
-                "tasks": tuple(text(f) for f in w.functions),
-            }
-            for w in reply.workers
-        )
+        return workers_rows(self._command(_C.WORKERS, kind=proto.WorkersReply))
 
     def get_version(self) -> str:
         """The server's version, e.g. ``'1.1.20+ds'`` (without the ``OK`` prefix)."""
@@ -138,46 +127,25 @@ class GearmanAdminClient(GearmanConnectionManager):
         self._command(_C.CANCEL_JOB, name_bytes(handle, "handle"))
         return "OK"
 
-    def get_jobs(self) -> tuple[dict[str, Any], ...]:
+    def get_jobs(self) -> Rows:
         """Per job: ``{'handle', 'retries', 'ignored', 'background'}`` (``show jobs``).
 
         The same columns also appear under python-gearman master's names, as
         ints: ``queued`` (= retries), ``canceled`` (= ignored) and
         ``enabled`` (= background).
         """
-        reply = self._command(_C.SHOW_JOBS, kind=proto.JobsReply)
-        return tuple(
-            {
-                "handle": text(j.handle),
-                "retries": j.retries,
-                "ignored": j.ignored,
-                "background": j.background,
-                "queued": j.retries,
-                "canceled": int(j.ignored),
-                "enabled": int(j.background),
-            }
-            for j in reply.jobs
-        )
+        return jobs_rows(self._command(_C.SHOW_JOBS, kind=proto.JobsReply))
 
     def get_unique_jobs(self) -> tuple[dict[str, str], ...]:
         """Per job: ``{'unique'}`` (``show unique jobs``; empty for jobs without one)."""
-        reply = self._command(_C.SHOW_UNIQUE_JOBS, kind=proto.UniqueJobsReply)
-        return tuple({"unique": text(u)} for u in reply.uniques)
+        return unique_rows(self._command(_C.SHOW_UNIQUE_JOBS, kind=proto.UniqueJobsReply))
 
     # ---------------------------------------------------------- additions
 
-    def get_priority_status(self) -> tuple[dict[str, Any], ...]:
+    def get_priority_status(self) -> Rows:
         """Per function: ``{'task', 'high', 'normal', 'low', 'workers'}`` (queued jobs)."""
-        reply = self._command(_C.PRIORITY_STATUS, kind=proto.PriorityStatusReply)
-        return tuple(
-            {
-                "task": text(f.function),
-                "high": f.high,
-                "normal": f.normal,
-                "low": f.low,
-                "workers": f.workers,
-            }
-            for f in reply.functions
+        return priority_rows(
+            self._command(_C.PRIORITY_STATUS, kind=proto.PriorityStatusReply)
         )
 
     def get_verbose(self) -> str:
@@ -213,47 +181,20 @@ class GearmanAdminClient(GearmanConnectionManager):
         *arguments: bytes,
         kind: type[R] = proto.AdminOk,  # type: ignore[assignment]
     ) -> R:
-        try:
-            request = proto.AdminRequest(command=command, arguments=arguments)
-        except proto.LocalProtocolError as error:
-            raise map_error(error, errors.InvalidAdminClientState) from error
-        reply = self._ask(request)
-        if isinstance(reply, proto.AdminError):
-            raise errors.AdminCommandError(text(reply.code), text(reply.message))
-        if not isinstance(reply, kind):
-            raise errors.InvalidAdminClientState(
-                f"{command.value!r} was answered with {type(reply).__name__}, "
-                f"not {kind.__name__}"
-            )
-        return reply
+        return check_reply(command, self._ask(request(command, *arguments)), kind)
 
-    def _ask(self, request: proto.Event) -> proto.Event:
+    def _ask(self, question: proto.Event) -> proto.Event:
         io = self._io
+        kernel = self._kernel
         server = self._server
         deadline = deadline_after(io, self.poll_timeout)
         if not io.connected(server):
             try:
-                io.connect(server, self._new_connection, deadline)
+                io.connect(server, kernel.new_connection, deadline)
             except errors.ConnectionError as error:
                 raise errors.ServerUnavailable(str(error)) from error
-        self._connection.queue(request)
-        replies = self._replies
-        if not io.wait(lambda: bool(replies) or not io.connected(server), deadline):
-            # The reply may still come and would then answer the next
-            # command: start afresh instead.
-            self.shutdown()
-            raise errors.InvalidAdminClientState(
-                f"no reply from {server} within {self.poll_timeout} s"
-            )
-        if not replies:
-            raise errors.InvalidAdminClientState("the server closed the admin connection")
-        return replies.pop(0)
-
-    def _new_connection(self) -> proto.AdminConnection:
-        self._connection = proto.AdminConnection()
-        self._replies.clear()
-        return self._connection
-
-    def _on_event(self, server: proto.ServerAddress, event: proto.Event) -> None:
-        if not isinstance(event, proto.ConnectionClosed):
-            self._replies.append(event)
+        kernel.ask(question)
+        answered = io.wait(lambda: kernel.answered() or not io.connected(server), deadline)
+        if not answered:
+            self.shutdown()  # a late reply would answer the next command: start afresh
+        return kernel.reply(server, answered, self.poll_timeout)

@@ -6,7 +6,12 @@ from typing import Any
 
 from ._common import DataEncoder, NoopEncoder, parse_host_list
 
-__all__ = ["DataEncoder", "GearmanConnectionManager", "NoopEncoder"]
+__all__ = [
+    "AsyncGearmanConnectionManager",
+    "DataEncoder",
+    "GearmanConnectionManager",
+    "NoopEncoder",
+]
 
 
 class GearmanConnectionManager:
@@ -23,5 +28,19 @@ class GearmanConnectionManager:
         self.servers = parse_host_list(host_list)
 
     def shutdown(self) -> None:
+        """Close every connection."""
+        raise NotImplementedError
+
+
+class AsyncGearmanConnectionManager:
+    """:class:`GearmanConnectionManager` for the async facades: the same host
+    list and encoder, with an awaitable :meth:`shutdown`."""
+
+    data_encoder: type[DataEncoder] = NoopEncoder
+
+    def __init__(self, host_list: Any = None) -> None:
+        self.servers = parse_host_list(host_list)
+
+    async def shutdown(self) -> None:
         """Close every connection."""
         raise NotImplementedError

@@ -18,7 +18,7 @@ import gearman_proto as proto
 
 from ._blocking import BlockingRuntime
 from ._runtime import RuntimeFactory
-from ._sync import connect
+from ._sync import connect, deadline_after
 from ._worker_kernel import ExcInfo, WorkerKernel
 from .connection_manager import GearmanConnectionManager
 from .job import GearmanJob
@@ -30,10 +30,6 @@ logger = logging.getLogger("gearman.worker")
 POLL_TIMEOUT_IN_SECONDS = 60.0
 
 Task = Callable[["GearmanWorker", GearmanJob], Any]
-
-
-def _deadline(now: float, timeout: float | None) -> float | None:
-    return None if timeout is None else now + timeout
 
 
 class GearmanWorker(GearmanConnectionManager):
@@ -133,19 +129,12 @@ class GearmanWorker(GearmanConnectionManager):
         session = self._session
         jobs = self._kernel.jobs
         if session.tick(io.now()):  # schedules the timers, asks for the first connections
-            self._connect(_deadline(io.now(), poll_timeout))
+            self._connect(deadline_after(io, poll_timeout))
         while self._continue:
-            now = io.now()
-            deadline = _deadline(now, poll_timeout)
-            due = session.next_deadline()
-            if due is not None:  # a reconnect or an epoch wake-up is scheduled
-                if due <= now:
-                    if session.tick(now):
-                        self._connect(deadline)
-                    due = session.next_deadline()
-                if due is not None and (deadline is None or due < deadline):
-                    deadline = due
-            activity = io.wait(jobs.__len__, deadline)  # type: ignore[arg-type]
+            wait = self._kernel.next_wait(poll_timeout)
+            if wait.reconnect:
+                self._connect(wait.connect_by)
+            activity = io.wait(jobs.__len__, wait.until)  # type: ignore[arg-type]
             if jobs:
                 self._run_jobs()
             if self._continue:
@@ -248,9 +237,8 @@ class GearmanWorker(GearmanConnectionManager):
         poll_timeout: float | None = None,
     ) -> None:
         """Send progress *numerator*/*denominator* for *current_job* (WORK_STATUS), now."""
-        if not isinstance(numerator, (int, float)) or not isinstance(denominator, (int, float)):
-            raise TypeError("numerator and denominator must be numbers")
-        self._reply(current_job, self._session.status, int(numerator), int(denominator))
+        numbers = self._kernel.progress(numerator, denominator)
+        self._reply(current_job, self._session.status, *numbers)
 
     # ---------------------------------------------------------- internals
 

@@ -1,0 +1,175 @@
+"""The admin client's kernel: python-gearman's admin shapes, no I/O.
+
+Owns: building admin requests from python-gearman's arguments, checking
+that a reply is of the kind its command has (an ``ERR`` reply raises
+:class:`AdminCommandError`), and turning replies into the tuples of dicts
+python-gearman 2.0.2 returned.  Shared by the sync and async admin facades;
+imports no I/O library and never waits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import gearman_proto as proto
+
+from . import errors
+from ._common import map_error, name_bytes, text
+
+__all__ = [
+    "ECHO_STRING",
+    "AdminKernel",
+    "Rows",
+    "check_echo",
+    "check_reply",
+    "jobs_rows",
+    "maxqueue_arguments",
+    "priority_rows",
+    "request",
+    "status_rows",
+    "unique_rows",
+    "workers_rows",
+]
+
+ECHO_STRING = "ping? pong!"
+
+R = TypeVar("R", bound=proto.Event)
+
+Rows = tuple[dict[str, Any], ...]
+
+
+def request(command: proto.AdminCommand, *arguments: bytes) -> proto.AdminRequest:
+    """The admin request, or :class:`InvalidAdminClientState` if it cannot be sent."""
+    try:
+        return proto.AdminRequest(command=command, arguments=arguments)
+    except proto.LocalProtocolError as error:
+        raise map_error(error, errors.InvalidAdminClientState) from error
+
+
+def check_reply(command: proto.AdminCommand, reply: proto.Event, kind: type[R]) -> R:
+    """*reply* if it answers *command* as a *kind*; else the error it means."""
+    if isinstance(reply, proto.AdminError):
+        raise errors.AdminCommandError(text(reply.code), text(reply.message))
+    if not isinstance(reply, kind):
+        raise errors.InvalidAdminClientState(
+            f"{command.value!r} was answered with {type(reply).__name__}, not {kind.__name__}"
+        )
+    return reply
+
+
+def check_echo(reply: proto.Event, payload: bytes) -> None:
+    """An ECHO must come back as it went."""
+    if not isinstance(reply, proto.EchoReply) or reply.payload != payload:
+        raise errors.InvalidAdminClientState(f"bad echo reply {reply!r}")
+
+
+def maxqueue_arguments(task: str | bytes, max_size: int | None) -> list[bytes]:
+    """``maxqueue`` arguments (no size, or 0: no limit)."""
+    arguments = [name_bytes(task, "task")]
+    if max_size is not None:
+        arguments.append(b"%d" % int(max_size))
+    return arguments
+
+
+def status_rows(reply: proto.StatusReply) -> Rows:
+    """Per function: ``{'task', 'queued', 'running', 'workers'}``."""
+    return tuple(
+        {"task": text(f.function), "queued": f.total, "running": f.running, "workers": f.workers}
+        for f in reply.functions
+    )
+
+
+def workers_rows(reply: proto.WorkersReply) -> Rows:
+    """Per connection: ``{'file_descriptor', 'ip', 'client_id', 'tasks'}`` (all text)."""
+    return tuple(
+        {
+            "file_descriptor": text(w.fd),
+            "ip": text(w.ip),
+            "client_id": text(w.client_id),
+            "tasks": tuple(text(f) for f in w.functions),
+        }
+        for w in reply.workers
+    )
+
+
+def jobs_rows(reply: proto.JobsReply) -> Rows:
+    """Per job: 2.0.2's ``{'handle', 'retries', 'ignored', 'background'}``, and
+    master's ``queued``, ``canceled``, ``enabled`` for the same columns."""
+    return tuple(
+        {
+            "handle": text(j.handle),
+            "retries": j.retries,
+            "ignored": j.ignored,
+            "background": j.background,
+            "queued": j.retries,
+            "canceled": int(j.ignored),
+            "enabled": int(j.background),
+        }
+        for j in reply.jobs
+    )
+
+
+def unique_rows(reply: proto.UniqueJobsReply) -> tuple[dict[str, str], ...]:
+    """Per job: ``{'unique'}``."""
+    return tuple({"unique": text(u)} for u in reply.uniques)
+
+
+def priority_rows(reply: proto.PriorityStatusReply) -> Rows:
+    """Per function: ``{'task', 'high', 'normal', 'low', 'workers'}``."""
+    return tuple(
+        {
+            "task": text(f.function),
+            "high": f.high,
+            "normal": f.normal,
+            "low": f.low,
+            "workers": f.workers,
+        }
+        for f in reply.functions
+    )
+
+
+class AdminKernel:
+    """One admin connection's replies, in order, for one command at a time.
+
+    The facade connects with :meth:`new_connection` as the factory, calls
+    :meth:`ask`, waits until :meth:`answered`, then takes :meth:`reply`.
+    """
+
+    def __init__(self) -> None:
+        self.connection = proto.AdminConnection()
+        self._replies: list[proto.Event] = []
+
+    def new_connection(self) -> proto.AdminConnection:
+        """The connection of a new link (what an old one still owed is dropped)."""
+        self.connection = proto.AdminConnection()
+        self._replies.clear()
+        return self.connection
+
+    def receive(self, server: proto.ServerAddress, event: proto.Event) -> None:
+        """The runtime's sink: a reply (the end of the link is not one)."""
+        if not isinstance(event, proto.ConnectionClosed):
+            self._replies.append(event)
+
+    def ask(self, question: proto.Event) -> None:
+        """Queue *question* on the connection."""
+        self.connection.queue(question)
+
+    def answered(self) -> bool:
+        """Whether a reply is there to take."""
+        return bool(self._replies)
+
+    def reply(
+        self, server: proto.ServerAddress, answered: bool, timeout: float | None
+    ) -> proto.Event:
+        """The reply to the question asked, after a wait that ended *answered* or not.
+
+        Raises:
+            InvalidAdminClientState: no reply within *timeout* (the facade
+                must then drop the link: the late reply would answer the
+                next command), or the server closed the connection.
+        """
+        if not answered:
+            raise errors.InvalidAdminClientState(f"no reply from {server} within {timeout} s")
+        if not self._replies:
+            raise errors.InvalidAdminClientState("the server closed the admin connection")
+        return self._replies.pop(0)

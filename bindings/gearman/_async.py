@@ -1,0 +1,76 @@
+"""The async colour's one wait loop, shared by the trio and asyncio facades.
+
+Owns: waiting for a condition over the core's state while opening the
+connections the core asks for (:func:`wait_connecting`), as
+:mod:`gearman._sync` does for the sync colour.  Decides nothing about the
+protocol: the session says which server to connect, the runtime connects.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import gearman_proto as proto
+
+from . import errors
+from ._runtime import AsyncRuntime, deadline_after
+
+__all__ = ["connect", "connect_wanted", "deadline_after", "maybe_await", "wait_connecting"]
+
+logger = logging.getLogger("gearman.io")
+
+T = TypeVar("T")
+
+
+async def maybe_await(value: T | Awaitable[T]) -> T:
+    """*value*, awaited if it is awaitable: hooks and tasks may be sync or async."""
+    if isinstance(value, Awaitable):
+        return await value
+    return value
+
+
+async def connect(
+    runtime: AsyncRuntime,
+    session: proto.ClientSession | proto.WorkerSession,
+    server: proto.ServerAddress,
+    deadline: float | None,
+) -> None:
+    """Connect *server* by *deadline* and tell the session how it went."""
+    try:
+        await runtime.connect(server, functools.partial(session.connection_made, server), deadline)
+    except errors.ConnectionError as error:
+        logger.warning("%s", error)
+        session.connect_failed(server, runtime.now())
+
+
+async def connect_wanted(
+    runtime: AsyncRuntime, session: proto.ClientSession, deadline: float | None
+) -> None:
+    """Open every connection the session waits for, in its order, by *deadline*."""
+    while (server := session.connection_wanted(runtime.now())) is not None:
+        await connect(runtime, session, server, deadline)
+
+
+async def wait_connecting(
+    runtime: AsyncRuntime,
+    session: proto.ClientSession,
+    done: Callable[[], bool],
+    deadline: float | None,
+) -> bool:
+    """Wait until *done()* or *deadline*, connecting whatever the session asks for
+    meanwhile (requests resent after a lost connection, status queries)."""
+    while True:
+        if session.wants_connection:
+            await connect_wanted(runtime, session, deadline)
+        runtime.flush()
+        if await runtime.wait(done, deadline):
+            return True
+        if deadline is not None and runtime.now() >= deadline:
+            return done()
+        if not session.wants_connection and not session.connections:
+            return done()  # nothing left to wait on
+
+
