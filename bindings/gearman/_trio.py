@@ -16,6 +16,7 @@ goes through the core (``send_failed``) like any broken link.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -40,6 +41,10 @@ T = TypeVar("T")
 #: bytes asked of the stream per read: many packets per read.
 READ_SIZE = 256 * 1024
 
+#: bytes per ``send_all``: progress is counted per chunk, so a wait can tell
+#: its own bytes from a large write queued after them.
+WRITE_CHUNK = 256 * 1024
+
 #: opens the stream of one link; the default is :func:`open_tcp_stream`.
 OpenStream = Callable[[proto.ServerAddress], Awaitable[trio.abc.Stream]]
 
@@ -53,9 +58,18 @@ async def open_tcp_stream(server: proto.ServerAddress) -> trio.abc.Stream:
 
 
 class _Link:
-    """One stream, its core connection, and what its writer is doing."""
+    """One stream, its core connection, and the bytes its writer owes."""
 
-    __slots__ = ("connection", "scope", "sending_since", "server", "stream", "wanted")
+    __slots__ = (
+        "connection",
+        "pending",
+        "queued",
+        "scope",
+        "server",
+        "stream",
+        "wanted",
+        "written",
+    )
 
     def __init__(
         self, server: proto.ServerAddress, stream: trio.abc.Stream, connection: AnyConnection
@@ -63,10 +77,15 @@ class _Link:
         self.server = server
         self.stream = stream
         self.connection = connection
-        #: set when the core may have queued bytes: the writer looks.
+        #: what the core queued and the writer has not sent yet, in order ...
+        self.pending: collections.deque[bytes] = collections.deque()
+        #: ... bytes handed to the writer so far, and bytes written so far:
+        #: a waiter's own bytes are out once ``written`` reaches ``queued``
+        #: as it was when the wait began.
+        self.queued = 0
+        self.written = 0
+        #: set when ``pending`` has bytes: the writer looks.
         self.wanted = trio.Event()
-        #: when the write in progress began (None: the writer is idle).
-        self.sending_since: float | None = None
         #: the link's tasks; cancelled when the link is given up.
         self.scope = trio.CancelScope()
 
@@ -140,7 +159,7 @@ class TrioRuntime:
     ) -> None:
         link = _Link(server, stream, connection)
         self._links[server] = link
-        link.wanted.set()  # what connection_made queued (client id, abilities)
+        self._pull(link)  # what connection_made queued (client id, abilities)
         trio.lowlevel.spawn_system_task(self._serve, link, name=f"gearman link {server}")
 
     def close(self, server: proto.ServerAddress) -> None:
@@ -194,7 +213,7 @@ class TrioRuntime:
             if ended:  # EOF or a protocol error: the last event is the end
                 self._detach(link)
             else:
-                link.wanted.set()  # what the core answered on its own goes out first
+                self._pull(link)  # what the core answered on its own goes out first
             for event in events:
                 on_event(server, event)
             if ended:
@@ -204,54 +223,68 @@ class TrioRuntime:
 
     async def _write_loop(self, link: _Link) -> None:
         stream = link.stream
-        connection = link.connection
+        pending = link.pending
         while True:
             await link.wanted.wait()
             link.wanted = trio.Event()
-            data = connection.data_to_send()
-            if data:
-                link.sending_since = trio.current_time()
+            while pending:
+                data = memoryview(pending.popleft())
                 try:
-                    await stream.send_all(data)
+                    for start in range(0, len(data), WRITE_CHUNK):
+                        chunk = data[start : start + WRITE_CHUNK]
+                        await stream.send_all(chunk)
+                        link.written += len(chunk)
                 except _BROKEN as error:
                     logger.warning("%s: write failed: %s", link.server, error)
-                    self._give_up(link, connection.send_failed())
+                    self._give_up(link, link.connection.send_failed())
                     return
-                link.sending_since = None
-            self._waiters.check()  # drain() waits on this
+            self._waiters.check()  # drain() and stall checks count on ``written``
 
     # ------------------------------------------------------------ waiting
 
     def flush(self) -> None:
-        """Wake the writers: the core may have queued bytes."""
+        """Hand what every core connection queued to its writer."""
         for link in self._links.values():
-            link.wanted.set()
+            self._pull(link)
 
-    def _drained(self) -> bool:
-        return all(
-            link.sending_since is None and not link.wanted.is_set()
-            for link in self._links.values()
-        )
+    def _pull(self, link: _Link) -> None:
+        data = link.connection.data_to_send()
+        if data:
+            link.pending.append(data)
+            link.queued += len(data)
+            link.wanted.set()
 
     async def drain(self, deadline: float | None) -> bool:
         """Wait until every byte queued so far is written (see the interface)."""
         self.flush()
-        return await self.wait(self._drained, deadline)
+        marks = self._marks()
+        return await self.wait(lambda: _written(marks), deadline)
+
+    def _marks(self) -> list[tuple[_Link, int]]:
+        """Each link with the bytes queued on it so far."""
+        return [(link, link.queued) for link in self._links.values()]
 
     async def wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
-        """Park until *done()*, *deadline*, or a link's end (see the interface)."""
+        """Park until *done()*, *deadline*, or a link's end (see the interface).
+
+        A wait that ends unwoken (its deadline, or the caller's cancel scope)
+        gives up each link that has not written, by then, the bytes queued
+        on it before the wait began: the caller's own request is stuck
+        behind a peer that stopped reading.  Bytes queued later (another
+        task's large payload) do not count against it.
+        """
         if done():
             return True
         event = trio.Event()
-        started = trio.current_time()
+        marks = self._marks()
         self._waiters.park(event, done)
         try:
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await event.wait()
         finally:
             self._waiters.leave(event)
-        if not event.is_set():
-            self._fail_stalled(started)
+            if not event.is_set():  # the deadline passed, or the caller was cancelled
+                self._fail_stalled(marks)
         return done()
 
     def wake(self) -> None:
@@ -262,11 +295,14 @@ class TrioRuntime:
         """A new ``trio.Lock``."""
         return trio.Lock()
 
-    def _fail_stalled(self, since: float) -> None:
-        """A deadline passed: links whose write has not moved since *since* have stalled."""
-        for link in list(self._links.values()):
-            if link.sending_since is not None and link.sending_since <= since:
-                logger.warning("%s: write stalled past the deadline: closing", link.server)
+    def _fail_stalled(self, marks: list[tuple[_Link, int]]) -> None:
+        for link, mark in marks:
+            if link.written < mark and self._links.get(link.server) is link:
+                logger.warning(
+                    "%s: write stalled (%d bytes owed at the deadline): closing",
+                    link.server,
+                    mark - link.written,
+                )
                 self._give_up(link, link.connection.send_failed())
 
     # --------------------------------------------------------------- jobs
@@ -294,3 +330,8 @@ class TrioRuntime:
                 await self.drain(None)
             for server in list(self._links):
                 self.close(server)
+
+
+def _written(marks: list[tuple[_Link, int]]) -> bool:
+    """Whether every link has written the bytes queued on it up to its mark."""
+    return all(link.written >= mark for link, mark in marks)
