@@ -39,6 +39,23 @@ def test_reverse_worker_and_client_reverse_hello_world(gearmand: Gearmand) -> No
             worker.wait()
 
 
+def test_trio_worker_and_client_reverse_words_concurrently(gearmand: Gearmand) -> None:
+    worker = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "trio_worker.py"), gearmand.address, "--count", "6"]
+    )
+    try:
+        client = run_example("trio_client.py", gearmand.address, "--tasks", "6")
+        assert client.returncode == 0, client.stderr
+        assert client.stdout.splitlines() == [
+            f"word{index} -> {index}drow (COMPLETE)" for index in range(6)
+        ]
+        assert worker.wait(30) == 0, "the worker leaves on its own after 6 jobs"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+
 def test_reverse_client_reports_a_timeout_when_nobody_works(
     gearmand_factory: GearmandFactory,
 ) -> None:
