@@ -10,7 +10,9 @@ gearmand (or an in-memory peer), and every wait in it is bounded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,8 @@ import gearman.trio as gt
 import gearman_proto as proto
 from devtools.gearmand import Gearmand
 from devtools.peers import StalledServer
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 #: the longest any step of these tests may take before it counts as hung.
 BOUND = 10.0
@@ -359,3 +363,10 @@ def test_a_link_can_be_any_trio_stream() -> None:
         )
 
     run(test)
+
+
+def test_the_readme_trio_example_runs(address: str, capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    (example,) = [block for block in blocks if "gearman.trio" in block]
+    exec(example.replace("localhost:4730", address), {})
+    assert capsys.readouterr().out == "COMPLETE b'!dlroW olleH'\n"
