@@ -1,11 +1,11 @@
 """The trio runtime: one reader and one writer task per link, waiters parked on events.
 
 Owns: opening links (``trio.open_tcp_stream``, or any ``trio.abc.Stream``
-from a user's ``open_stream``), the reader that feeds each link's bytes to
-its core connection and hands the events on, the writer that sends what the
-core queued (never two writes at once on a stream), deadlines and
-cancellation in trio's idiom, and the nursery jobs run in.  Makes no
-protocol decision (``gearman_proto``) and shapes nothing (the kernel).
+from a user's ``open_stream``), the reader and writer tasks of each link,
+deadlines and cancellation in trio's idiom, and the nursery jobs run in.
+What the tasks share with every other runtime (the bytes owed, events to
+the sink, giving a link up, stalled writes) is :mod:`gearman._links`.
+Makes no protocol decision (``gearman_proto``) and shapes nothing.
 
 Link tasks are trio *system* tasks: a client needs no nursery of the
 caller's, as python-gearman's API has none, and they end with the link or
@@ -16,7 +16,6 @@ goes through the core (``send_failed``) like any broken link.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import math
@@ -28,11 +27,11 @@ import trio
 import gearman_proto as proto
 
 from . import errors
-from ._runtime import AnyConnection, EventSink, take_events
+from ._links import Link, Links
+from ._runtime import AnyConnection, EventSink
 from ._sockets import tune
-from ._waiters import Waiters
 
-__all__ = ["READ_SIZE", "OpenStream", "TrioRuntime", "open_tcp_stream"]
+__all__ = ["READ_SIZE", "WRITE_CHUNK", "OpenStream", "TrioRuntime", "open_tcp_stream"]
 
 logger = logging.getLogger("gearman.io")
 
@@ -48,7 +47,6 @@ WRITE_CHUNK = 256 * 1024
 #: opens the stream of one link; the default is :func:`open_tcp_stream`.
 OpenStream = Callable[[proto.ServerAddress], Awaitable[trio.abc.Stream]]
 
-_OPEN = proto.ConnectionState.OPEN
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
@@ -57,37 +55,24 @@ async def open_tcp_stream(server: proto.ServerAddress) -> trio.abc.Stream:
     return await trio.open_tcp_stream(server.host, server.port)
 
 
-class _Link:
-    """One stream, its core connection, and the bytes its writer owes."""
+class _TrioLink(Link):
+    """A link's stream, its writer's event, and the cancel scope of its tasks."""
 
-    __slots__ = (
-        "connection",
-        "pending",
-        "queued",
-        "scope",
-        "server",
-        "stream",
-        "wanted",
-        "written",
-    )
+    __slots__ = ("scope", "stream", "wanted")
 
     def __init__(
         self, server: proto.ServerAddress, stream: trio.abc.Stream, connection: AnyConnection
     ) -> None:
-        self.server = server
+        super().__init__(server, connection)
         self.stream = stream
-        self.connection = connection
-        #: what the core queued and the writer has not sent yet, in order ...
-        self.pending: collections.deque[bytes] = collections.deque()
-        #: ... bytes handed to the writer so far, and bytes written so far:
-        #: a waiter's own bytes are out once ``written`` reaches ``queued``
-        #: as it was when the wait began.
-        self.queued = 0
-        self.written = 0
-        #: set when ``pending`` has bytes: the writer looks.
         self.wanted = trio.Event()
-        #: the link's tasks; cancelled when the link is given up.
         self.scope = trio.CancelScope()
+
+    def wake_writer(self) -> None:
+        self.wanted.set()
+
+    def stop(self) -> None:
+        self.scope.cancel()  # the link's task closes the stream on its way out
 
 
 class TrioRuntime:
@@ -109,13 +94,10 @@ class TrioRuntime:
         connect_timeout: float | None = 5.0,
         open_stream: OpenStream | None = None,
     ) -> None:
-        self._on_event = on_event
         self.keepalive = keepalive
         self.connect_timeout = connect_timeout
         self._open_stream: OpenStream = open_stream or open_tcp_stream
-        self._links: dict[proto.ServerAddress, _Link] = {}
-        self._waiters = Waiters()
-        self._endings = 0  # links ended so far
+        self._links = Links(on_event)
         self._connecting = trio.Lock()
         self._jobs: trio.Nursery | None = None
 
@@ -150,39 +132,17 @@ class TrioRuntime:
                     raise errors.ConnectionError(f"cannot connect to {server}: {error}") from error
                 if isinstance(stream, trio.SocketStream):
                     tune(stream, self.keepalive)
-                self._attach(server, stream, connection())
+                link = _TrioLink(server, stream, connection())
+                self._links.add(link)
+                trio.lowlevel.spawn_system_task(self._serve, link, name=f"gearman link {server}")
                 return
         raise errors.ConnectionError(f"cannot connect to {server}: timed out")
 
-    def _attach(
-        self, server: proto.ServerAddress, stream: trio.abc.Stream, connection: AnyConnection
-    ) -> None:
-        link = _Link(server, stream, connection)
-        self._links[server] = link
-        self._pull(link)  # what connection_made queued (client id, abilities)
-        trio.lowlevel.spawn_system_task(self._serve, link, name=f"gearman link {server}")
-
     def close(self, server: proto.ServerAddress) -> None:
         """Close the link to *server* now; its end reaches the sink."""
-        link = self._links.get(server)
-        if link is not None:
-            self._give_up(link, link.connection.abandon())
+        self._links.close(server)
 
-    def _detach(self, link: _Link) -> bool:
-        """Take *link* out of the table and stop its tasks; False if it was out already."""
-        if self._links.get(link.server) is not link:
-            return False
-        del self._links[link.server]
-        self._endings += 1
-        link.scope.cancel()
-        return True
-
-    def _give_up(self, link: _Link, closed: proto.ConnectionClosed) -> None:
-        if self._detach(link):
-            self._on_event(link.server, closed)
-            self._waiters.wake_all()
-
-    async def _serve(self, link: _Link) -> None:
+    async def _serve(self, link: _TrioLink) -> None:
         """The system task of one link: its reader and writer, then the close."""
         try:
             with link.scope:
@@ -193,35 +153,22 @@ class TrioRuntime:
         except Exception:  # a bug here must not crash the user's trio.run
             logger.exception("%s: link task failed", link.server)
         finally:
-            self._give_up(link, link.connection.abandon())
+            self._links.give_up(link, link.connection.abandon())
             await trio.aclose_forcefully(link.stream)
 
-    async def _read_loop(self, link: _Link) -> None:
+    async def _read_loop(self, link: _TrioLink) -> None:
         stream = link.stream
-        connection = link.connection
-        server = link.server
-        on_event = self._on_event
+        received = self._links.received
         while True:
             try:
                 data = await stream.receive_some(READ_SIZE)
             except _BROKEN as error:
-                logger.warning("%s: read failed: %s", server, error)
-                self._give_up(link, connection.abandon())
+                self._links.read_failed(link, error)
                 return
-            events = take_events(connection, data)
-            ended = connection.state is not _OPEN
-            if ended:  # EOF or a protocol error: the last event is the end
-                self._detach(link)
-            else:
-                self._pull(link)  # what the core answered on its own goes out first
-            for event in events:
-                on_event(server, event)
-            if ended:
-                self._waiters.wake_all()
+            if not received(link, data):
                 return
-            self._waiters.check()
 
-    async def _write_loop(self, link: _Link) -> None:
+    async def _write_loop(self, link: _TrioLink) -> None:
         stream = link.stream
         pending = link.pending
         while True:
@@ -235,75 +182,43 @@ class TrioRuntime:
                         await stream.send_all(chunk)
                         link.written += len(chunk)
                 except _BROKEN as error:
-                    logger.warning("%s: write failed: %s", link.server, error)
-                    self._give_up(link, link.connection.send_failed())
+                    self._links.write_failed(link, error)
                     return
-            self._waiters.check()  # drain() and stall checks count on ``written``
+            self._links.wrote()
 
     # ------------------------------------------------------------ waiting
 
     def flush(self) -> None:
         """Hand what every core connection queued to its writer."""
-        for link in self._links.values():
-            self._pull(link)
-
-    def _pull(self, link: _Link) -> None:
-        data = link.connection.data_to_send()
-        if data:
-            link.pending.append(data)
-            link.queued += len(data)
-            link.wanted.set()
+        self._links.flush()
 
     async def drain(self, deadline: float | None) -> bool:
         """Wait until every byte queued so far is written (see the interface)."""
-        self.flush()
-        marks = self._marks()
-        return await self.wait(lambda: _written(marks), deadline)
-
-    def _marks(self) -> list[tuple[_Link, int]]:
-        """Each link with the bytes queued on it so far."""
-        return [(link, link.queued) for link in self._links.values()]
+        self._links.flush()
+        return await self.wait(self._links.drained(self._links.marks()), deadline)
 
     async def wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
-        """Park until *done()*, *deadline*, or a link's end (see the interface).
-
-        A wait that ends unwoken (its deadline, or the caller's cancel scope)
-        gives up each link that has not written, by then, the bytes queued
-        on it before the wait began: the caller's own request is stuck
-        behind a peer that stopped reading.  Bytes queued later (another
-        task's large payload) do not count against it.
-        """
+        """Park until *done()*, *deadline*, or a link's end; see
+        :meth:`gearman._links.Links.end_wait` for a wait that ends unwoken
+        (its deadline, or the caller's cancel scope)."""
         if done():
             return True
         event = trio.Event()
-        marks = self._marks()
-        self._waiters.park(event, done)
+        marks = self._links.begin_wait(event, done)
         try:
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await event.wait()
         finally:
-            self._waiters.leave(event)
-            if not event.is_set():  # the deadline passed, or the caller was cancelled
-                self._fail_stalled(marks)
+            self._links.end_wait(event, marks, event.is_set())
         return done()
 
     def wake(self) -> None:
         """Make every waiter look at its condition again."""
-        self._waiters.check()
+        self._links.waiters.check()
 
     def lock(self) -> trio.Lock:
         """A new ``trio.Lock``."""
         return trio.Lock()
-
-    def _fail_stalled(self, marks: list[tuple[_Link, int]]) -> None:
-        for link, mark in marks:
-            if link.written < mark and self._links.get(link.server) is link:
-                logger.warning(
-                    "%s: write stalled (%d bytes owed at the deadline): closing",
-                    link.server,
-                    mark - link.written,
-                )
-                self._give_up(link, link.connection.send_failed())
 
     # --------------------------------------------------------------- jobs
 
@@ -328,10 +243,4 @@ class TrioRuntime:
         with trio.CancelScope(shield=True):
             with trio.move_on_after(grace):
                 await self.drain(None)
-            for server in list(self._links):
-                self.close(server)
-
-
-def _written(marks: list[tuple[_Link, int]]) -> bool:
-    """Whether every link has written the bytes queued on it up to its mark."""
-    return all(link.written >= mark for link, mark in marks)
+            self._links.close_all()

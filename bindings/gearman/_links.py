@@ -1,0 +1,193 @@
+"""The runtime-neutral half of the links of a runtime that runs a reader and a writer per link.
+
+Owns: the table of links, each with its core connection, the bytes queued
+for its writer and the count of bytes written; turning bytes read into
+events handed to the sink (:meth:`Links.received`); giving a link up
+through the core exactly once (:meth:`Links.give_up`); parked waiters
+(:class:`gearman._waiters.Waiters`) and what a wait that ends unwoken means
+for a link whose writes did not move (:meth:`Links.end_wait`).  Pure: no
+I/O library, never waits.  The trio, asyncio and gevent runtimes subclass
+:class:`Link` with their stream and task handles, and do only the I/O.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable, Iterator
+
+import gearman_proto as proto
+
+from ._runtime import AnyConnection, EventSink, take_events
+from ._waiters import Settable, Waiters
+
+__all__ = ["Link", "Links", "Marks"]
+
+logger = logging.getLogger("gearman.io")
+
+_OPEN = proto.ConnectionState.OPEN
+
+#: each link with the bytes queued on it when a wait began.
+Marks = list[tuple["Link", int]]
+
+
+class Link:
+    """One link's core side; a runtime subclass adds its stream and tasks."""
+
+    __slots__ = ("connection", "pending", "queued", "server", "written")
+
+    def __init__(self, server: proto.ServerAddress, connection: AnyConnection) -> None:
+        self.server = server
+        self.connection = connection
+        #: what the core queued and the writer has not sent yet, in order ...
+        self.pending: collections.deque[bytes] = collections.deque()
+        #: ... bytes handed to the writer so far, and bytes written so far:
+        #: a waiter's own bytes are out once ``written`` reaches ``queued``
+        #: as it was when the wait began.
+        self.queued = 0
+        self.written = 0
+
+    def wake_writer(self) -> None:
+        """The runtime's writer has bytes in ``pending``."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the runtime's tasks of this link and release its stream (never waits)."""
+        raise NotImplementedError
+
+
+class Links:
+    """Every link of one runtime object, and the waiters parked on their events."""
+
+    def __init__(self, on_event: EventSink) -> None:
+        self._on_event = on_event
+        self._links: dict[proto.ServerAddress, Link] = {}
+        self.waiters = Waiters()
+
+    def __contains__(self, server: proto.ServerAddress) -> bool:
+        return server in self._links
+
+    def __iter__(self) -> Iterator[Link]:
+        return iter(list(self._links.values()))
+
+    def get(self, server: proto.ServerAddress) -> Link | None:
+        """The link to *server*, if one is open."""
+        return self._links.get(server)
+
+    def add(self, link: Link) -> None:
+        """A link is up: what ``connection_made`` queued (client id, abilities) goes out."""
+        self._links[link.server] = link
+        self.pull(link)
+
+    # ------------------------------------------------------------ writing
+
+    def pull(self, link: Link) -> None:
+        """Hand what *link*'s core connection queued to its writer."""
+        data = link.connection.data_to_send()
+        if data:
+            link.pending.append(data)
+            link.queued += len(data)
+            link.wake_writer()
+
+    def flush(self) -> None:
+        """:meth:`pull` for every link."""
+        for link in self._links.values():
+            self.pull(link)
+
+    def wrote(self) -> None:
+        """A writer emptied its ``pending``: waiters counting on it may go on."""
+        self.waiters.check()
+
+    # ------------------------------------------------------------ reading
+
+    def received(self, link: Link, data: bytes | bytearray | memoryview) -> bool:
+        """Bytes read on *link* (``b""``: its end); False once the link is over.
+
+        What the core answered on its own is handed to the writer before the
+        events go to the sink; waiters whose condition now holds are woken.
+        """
+        connection = link.connection
+        events = take_events(connection, data)
+        ended = connection.state is not _OPEN
+        if ended:  # EOF or a protocol error: the last event is the end
+            self._detach(link)
+        else:
+            self.pull(link)
+        on_event = self._on_event
+        server = link.server
+        for event in events:
+            on_event(server, event)
+        if ended:
+            self.waiters.wake_all()
+            return False
+        self.waiters.check()
+        return True
+
+    # ------------------------------------------------------------- ending
+
+    def give_up(self, link: Link, closed: proto.ConnectionClosed) -> None:
+        """End *link* with the core's *closed* (reported once, however often called)."""
+        if self._detach(link):
+            self._on_event(link.server, closed)
+            self.waiters.wake_all()
+
+    def read_failed(self, link: Link, error: BaseException) -> None:
+        """The stream broke while reading: the link is abandoned."""
+        logger.warning("%s: read failed: %s", link.server, error)
+        self.give_up(link, link.connection.abandon())
+
+    def write_failed(self, link: Link, error: BaseException) -> None:
+        """The stream broke while writing: what was handed out did not arrive."""
+        logger.warning("%s: write failed: %s", link.server, error)
+        self.give_up(link, link.connection.send_failed())
+
+    def close(self, server: proto.ServerAddress) -> None:
+        """Close the link to *server*, if any; its end reaches the sink."""
+        link = self._links.get(server)
+        if link is not None:
+            self.give_up(link, link.connection.abandon())
+
+    def close_all(self) -> None:
+        """Close every link."""
+        for server in list(self._links):
+            self.close(server)
+
+    def _detach(self, link: Link) -> bool:
+        if self._links.get(link.server) is not link:
+            return False
+        del self._links[link.server]
+        link.stop()
+        return True
+
+    # ------------------------------------------------------------ waiting
+
+    def begin_wait(self, event: Settable, done: Callable[[], bool]) -> Marks:
+        """Park *event* until *done()*; return the marks :meth:`end_wait` needs."""
+        self.waiters.park(event, done)
+        return self.marks()
+
+    def end_wait(self, event: Settable, marks: Marks, woken: bool) -> None:
+        """A wait is over.  One that ends unwoken (its deadline, the caller's
+        cancellation) gives up each link that has not written, by then, the
+        bytes queued on it before the wait began: the caller's own request
+        is stuck behind a peer that stopped reading.  Bytes queued later
+        (another task's large payload) do not count against it."""
+        self.waiters.leave(event)
+        if woken:
+            return
+        for link, mark in marks:
+            if link.written < mark and self._links.get(link.server) is link:
+                logger.warning(
+                    "%s: write stalled (%d bytes owed at the deadline): closing",
+                    link.server,
+                    mark - link.written,
+                )
+                self.give_up(link, link.connection.send_failed())
+
+    def drained(self, marks: Marks) -> Callable[[], bool]:
+        """A condition: every link has written what was queued on it up to its mark."""
+        return lambda: all(link.written >= mark for link, mark in marks)
+
+    def marks(self) -> Marks:
+        """Each link with the bytes queued on it so far."""
+        return [(link, link.queued) for link in self._links.values()]
