@@ -555,7 +555,12 @@ class ClientSession:
             LocalProtocolError: it is in flight or finished, or *server* has
                 no connection.
         """
-        if request.state is not JobState.UNKNOWN or request.lost or request.placing:
+        # ``request._candidates``: ``placing``, without the property's call.
+        if (
+            request.state is not JobState.UNKNOWN
+            or request.lost
+            or request._candidates is not None
+        ):
             raise LocalProtocolError(f"{request!r} cannot be submitted again")
         if request.attempts >= request.max_attempts:
             raise AttemptsExceeded(
