@@ -49,9 +49,6 @@ class AdminConnection(_Connection):
         else:
             raise LocalProtocolError(f"an admin connection does not send {type(event).__name__}")
 
-    def _binary_allowed(self) -> bool:
-        return self._block is None
-
     def _on_line(self) -> bool:
         line = self._buffer.take_line(self.max_line_length)
         if line is None:
@@ -74,8 +71,10 @@ class AdminConnection(_Connection):
                 return True
             self._block = []
             self._block_size = 0
+            self._binary_allowed = False  # no packet inside a block reply
         if line == BLOCK_END:
             lines, self._block = self._block, None
+            self._binary_allowed = True
             self._unanswered.popleft()
             self._events.append(parse_block_reply(request, lines))
             return True

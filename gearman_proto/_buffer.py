@@ -100,7 +100,10 @@ class ReceiveBuffer:
             PacketTooLarge: the first packet announces a body above *max_body*.
         """
         taken: list[tuple[bytes, int, bytes]] = []
-        if self._size < self._need:
+        # Nothing new since an incomplete packet, or an admin line next: the
+        # line is left for take_line, unjoined (its chunks are joined once,
+        # when its newline has come).
+        if self._size < self._need or self._data[self._pos] != 0:
             return taken
         if self._later:
             self._join()
@@ -131,7 +134,7 @@ class ReceiveBuffer:
                 break
             append((magic, packet_type, data[body_start:end]))
             pos = end
-            if len(taken) == limit:
+            if limit and len(taken) == limit:
                 break
         else:
             self._need = _HEADER_SIZE if end_of_data - pos and data[pos] == 0 else 1

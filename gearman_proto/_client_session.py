@@ -1,8 +1,9 @@
 """Client session level: job requests across one or more servers.
 
 Owns: the life of a job request (UNKNOWN -> PENDING -> CREATED -> COMPLETE
-/ FAILED, or lost), which server a request goes to and which connection the
-binding must open for it, resending after a lost connection, routing
+/ FAILED, or lost; each move goes through ``_state.JOB_TRANSITIONS``, which
+says what is legal), which server a request goes to and which connection
+the binding must open for it, resending after a lost connection, routing
 JOB_CREATED, ERROR and WORK_* events back to the requests they concern,
 status queries by handle and by unique, and when a wait for requests is
 over (:class:`Goal`) and whether it timed out.  Does not own: sockets,
@@ -58,7 +59,7 @@ from ._events import (
     WorkWarning,
 )
 from ._servers import ServerAddress, ServerPool
-from ._state import JobState
+from ._state import JobMove, JobState, next_job_state
 
 __all__ = [
     "ClientSession",
@@ -509,7 +510,7 @@ class ClientSession:
             if isinstance(event, (SubmitJob, SubmitJobEpoch, SubmitReduceJob)):
                 request = self._awaiting_creation.pop(id(event), None)
                 if request is not None:
-                    request.state = JobState.UNKNOWN
+                    request.state = next_job_state(request.state, JobMove.CONNECTION_LOST)
                     if request.attempts >= request.max_attempts:
                         request.delivery_error = AttemptsExceeded(
                             f"{request!r} lost its connection {request.attempts} times "
@@ -526,7 +527,7 @@ class ClientSession:
                     loss.queries.append(entry[0])
         for key in [key for key in self._by_handle if key[0] == server]:
             for request in self._by_handle.pop(key):
-                request.state = JobState.UNKNOWN
+                request.state = next_job_state(request.state, JobMove.CONNECTION_LOST)
                 request.lost = True
                 loss.lost.append(request)
         for request in loss.resent:
@@ -554,7 +555,12 @@ class ClientSession:
             LocalProtocolError: it is in flight or finished, or *server* has
                 no connection.
         """
-        if request.state is not JobState.UNKNOWN or request.lost or request.placing:
+        # ``request._candidates``: ``placing``, without the property's call.
+        if (
+            request.state is not JobState.UNKNOWN
+            or request.lost
+            or request._candidates is not None
+        ):
             raise LocalProtocolError(f"{request!r} cannot be submitted again")
         if request.attempts >= request.max_attempts:
             raise AttemptsExceeded(
@@ -600,9 +606,10 @@ class ClientSession:
         self._placing = waiting
 
     def _send(self, request: JobRequest, server: ServerAddress) -> None:
+        state = next_job_state(request.state, JobMove.SUBMIT)  # before anything is queued
         self.connections[server].queue(request.submission)
         request.attempts += 1
-        request.state = JobState.PENDING
+        request.state = state
         request.server = server
         self._awaiting_creation[id(request.submission)] = request
         request._on_sent()
@@ -709,7 +716,7 @@ class ClientSession:
         if request is None:  # forgotten by the caller
             return []
         request.handle = event.handle
-        request.state = JobState.CREATED
+        request.state = next_job_state(request.state, JobMove.JOB_CREATED)
         if not request.background:
             self._by_handle.setdefault((server, event.handle), []).append(request)
         request._on_created()
@@ -735,16 +742,16 @@ class ClientSession:
                 request.numerator, request.denominator = event.numerator, event.denominator
                 request._on_status()
             elif kind is WorkComplete:
-                request.state = JobState.COMPLETE
+                request.state = next_job_state(request.state, JobMove.WORK_COMPLETE)
                 request.result = event.payload  # type: ignore[attr-defined]
                 request._on_result(event.payload)  # type: ignore[attr-defined]
             elif kind is WorkException:
                 # Terminal with the exceptions option (PROTOCOL.md 4.4).
-                request.state = JobState.FAILED
+                request.state = next_job_state(request.state, JobMove.WORK_EXCEPTION)
                 request.exception = event.payload  # type: ignore[attr-defined]
                 request._on_exception(event.payload)  # type: ignore[attr-defined]
             else:
-                request.state = JobState.FAILED
+                request.state = next_job_state(request.state, JobMove.WORK_FAIL)
         return list(requests)
 
     def _status(self, event: JobStatus | JobStatusUnique) -> list[Changed]:
@@ -768,7 +775,7 @@ class ClientSession:
         request = self._awaiting_creation.pop(id(event.request), None)
         if request is None:
             return []
-        request.state = JobState.FAILED
+        request.state = next_job_state(request.state, JobMove.ERROR)
         request.error = event
         return [request]
 

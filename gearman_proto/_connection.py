@@ -109,6 +109,16 @@ class _Connection:
         self._unanswered: deque[Event] = deque()
         self._state = ConnectionState.OPEN
         self._eof = False
+        #: receive_data() brought bytes, or the end of the stream, that
+        #: :meth:`_parse` has not finished with.  Without new bytes a parse
+        #: finds nothing new (it stops only at an incomplete packet or line),
+        #: so the calls that find nothing (the last ``next_events()`` of every
+        #: read) cost no parse.
+        self._to_parse = False
+        #: whether a binary packet may start here; the admin connection clears
+        #: it inside a text block reply.  An attribute, not a method: it is
+        #: read for every batch of packets.
+        self._binary_allowed = True
         self._error: ProtocolError | None = None
         #: the connection's ConnectionClosed was made (returned or queued).
         self._reported = False
@@ -162,6 +172,7 @@ class _Connection:
             self._buffer.feed(data)
         else:
             self._eof = True
+        self._to_parse = True
 
     def next_event(self) -> Event | None:
         """The next event, or None when the bytes so far hold no more.
@@ -171,7 +182,7 @@ class _Connection:
                 every event before the offending bytes has been returned,
                 and again on every later call.
         """
-        if not self._events:
+        if not self._events and self._to_parse:
             self._parse()
         if self._events:
             return self._events.popleft()
@@ -190,7 +201,7 @@ class _Connection:
                 event before the offending bytes has been returned.
         """
         events = self._events
-        if not events:
+        if not events and self._to_parse:
             self._parse()
         if events:
             batch = list(events)
@@ -299,14 +310,12 @@ class _Connection:
     def _parse(self) -> None:
         """Parse every complete packet buffered; on EOF, report the close.
 
-        Does nothing on a connection that is closed or failed, or with
-        nothing buffered and no end of stream to report.
+        Callers call it only while :attr:`_to_parse` is set.  Does nothing on
+        a connection that is closed or failed.
         """
         if self._state is not _OPEN or self._error is not None:
             return
         buffer = self._buffer
-        if not (self._eof or len(buffer)):
-            return
         try:
             self._parse_buffer(buffer)
         except RemoteProtocolError as error:
@@ -314,41 +323,42 @@ class _Connection:
             return
         finally:
             buffer.compact()
+        # Parsed up to an incomplete packet or line; only an end of stream
+        # still to report (after the events before it) is left to do.
+        self._to_parse = self._eof
         if self._eof and not self._events:
             self._close()
-
-    def _binary_allowed(self) -> bool:
-        """Whether a binary packet may start here (not inside a text reply)."""
-        return True
 
     def _parse_buffer(self, buffer: ReceiveBuffer) -> None:
         max_body = self.max_packet_size
         handlers = self._handlers
         decode = decode_body
         while True:
+            # Packets first: a read usually brings whole packets and nothing
+            # else, which then costs this call and the first_byte() below.
+            packets = buffer.take_packets(max_body) if self._binary_allowed else None
+            if packets:
+                self._received = True  # once per batch, not per packet
+                for magic, packet_type, body in packets:
+                    if magic != RES:
+                        raise RemoteProtocolError(
+                            f"bad magic: the server sent {magic!r} (packet type {packet_type})"
+                        )
+                    handler = handlers.get(packet_type)
+                    if handler is None:
+                        self._on_other_packet(packet_type, body)
+                    else:
+                        handler(decode(packet_type, body))
             first = buffer.first_byte()
             if first is None:
                 return
             if first != 0:
                 if not self._on_line():
                     return
-                continue
-            if not self._binary_allowed():
+            elif not self._binary_allowed:
                 raise RemoteProtocolError("binary packet in the middle of an admin block reply")
-            packets = buffer.take_packets(max_body)
-            if not packets:
-                return
-            self._received = True  # once per batch, not per packet
-            for magic, packet_type, body in packets:
-                if magic != RES:
-                    raise RemoteProtocolError(
-                        f"bad magic: the server sent {magic!r} (packet type {packet_type})"
-                    )
-                handler = handlers.get(packet_type)
-                if handler is None:
-                    self._on_other_packet(packet_type, body)
-                else:
-                    handler(decode(packet_type, body))
+            elif not packets:
+                return  # an incomplete packet: wait for more bytes
 
     def _on_other_packet(self, packet_type: int, body: bytes) -> None:
         """A packet without a handler: reported if unknown, fatal if unexpected."""

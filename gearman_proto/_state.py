@@ -3,10 +3,11 @@
 Owns: :class:`WorkerState` and :data:`WORKER_TRANSITIONS` (the GRAB_JOB /
 NO_JOB / PRE_SLEEP / NOOP / JOB_ASSIGN life of one worker connection),
 :class:`JobState` and :data:`JOB_TRANSITIONS` (the life of one job
-request), and the pure look-ups :func:`next_worker_state` and
-:func:`next_job_state`.  Does not own: parsing or I/O, deciding when a move
-happens, or the worker's grab policy (room for a job, ``accepting``, having
-abilities): the connections and sessions do that and consult these tables.
+request; :data:`JOB_ROWS` is the same table by move), and the pure
+look-ups :func:`next_worker_state` and :func:`next_job_state`.  Does not
+own: parsing or I/O, deciding when a move happens, or the worker's grab
+policy (room for a job, ``accepting``, having abilities): the connections
+and sessions do that and consult these tables.
 
 Every table is ``(state, what happened) -> next state``; a pair that is
 not in the table is the error (STYLE.md section 4).  The worker table is
@@ -24,6 +25,7 @@ from collections.abc import Mapping
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 
 __all__ = [
+    "JOB_ROWS",
     "JOB_TRANSITIONS",
     "WORKER_ROWS",
     "WORKER_TRANSITIONS",
@@ -200,6 +202,10 @@ class JobMove(enum.Enum):
     #: the connection it travelled on ended (EOF, error, or abandoned).
     CONNECTION_LOST = "connection lost"
 
+    # The session looks a move's row up for every transition: identity hashes
+    # in C, Enum.__hash__ runs Python code (as for the worker enums above).
+    __hash__ = object.__hash__
+
 
 _J = JobState
 
@@ -219,19 +225,32 @@ JOB_TRANSITIONS: Mapping[tuple[JobState, JobMove], JobState] = {
 }
 
 
+#: :data:`JOB_TRANSITIONS` by move: ``move -> ((state, next state), ...)``.
+#: The session moves a request through it with ``is``: JobState is a ``str``
+#: enum (python-gearman's strings), so hashing a member runs Python code.
+JOB_ROWS: Mapping[JobMove, tuple[tuple[JobState, JobState], ...]] = {
+    move: tuple((state, after) for (state, m), after in JOB_TRANSITIONS.items() if m is move)
+    for move in JobMove
+}
+
+
 def next_job_state(state: JobState, happened: JobMove) -> JobState:
     """The state a job request in *state* moves to when *happened* happens.
 
     The session applies a move only after the connection has vetted the
     server's packet, so a pair missing from :data:`JOB_TRANSITIONS` is the
-    session's own mistake.
+    session's own mistake.  *state* may be python-gearman's plain string for
+    a state (code assigns ``request.state = JOB_CREATED``): it is looked up
+    by equality, as in the table itself.
 
     Raises:
         LocalProtocolError: *happened* is not legal in *state*.
     """
-    try:
-        return JOB_TRANSITIONS[state, happened]
-    except KeyError:
-        raise LocalProtocolError(
-            f"a {state.value} job request cannot take {happened.value}"
-        ) from None
+    row = JOB_ROWS[happened]
+    for before, after in row:
+        if state is before:  # the session's own states: no hashing, no str compare
+            return after
+    for before, after in row:
+        if state == before:
+            return after
+    raise LocalProtocolError(f"a {state} job request cannot take {happened.value}")

@@ -94,6 +94,13 @@ class WorkerSession:
         self.abilities: dict[bytes, int | None] = {}
         self.client_id: bytes | None = None
         self.connections: dict[ServerAddress, WorkerConnection] = {}
+        #: several connections share the job budget, so a move on one of them
+        #: (a job in or out, NO_JOB, NOOP) rebalances them all.  A single one
+        #: keeps the budget itself (its ``max_jobs``), and only a change of
+        #: :attr:`accepting` or of the set of connections concerns it.  Kept
+        #: by connection_made() and connection_lost(), the only writers of
+        #: ``connections``, so the per-job moves test a flag.
+        self._shared = False
         self._accepting = True
         self._rotation = 0
 
@@ -148,6 +155,7 @@ class WorkerSession:
         for function, timeout in self.abilities.items():
             connection.queue(CanDo(function=function, timeout=timeout))
         self.connections[server] = connection
+        self._shared = len(self.connections) > 1
         self.pool.succeeded(server)
         self._rebalance()
         return connection
@@ -163,6 +171,7 @@ class WorkerSession:
         can no longer be delivered from here.
         """
         connection = self.connections.pop(server, None)
+        self._shared = len(self.connections) > 1
         if connection is not None:
             self.pool.lost(server, now, proven=connection.has_received)
         self._rebalance()
@@ -244,15 +253,16 @@ class WorkerSession:
                 )
                 self._reply(server, WorkFail(handle=job.handle))
                 return []
-            self._rebalance_shared()
+            if self._shared:
+                self._rebalance()
             return [job]
         if kind is ConnectionClosed:
             self.connection_lost(server, now)
         elif kind is ServerError:
             assert isinstance(event, ServerError)
             logger.warning("%s: server error %r: %r", server, event.code, event.text)
-        else:
-            self._rebalance_shared()
+        elif self._shared:
+            self._rebalance()
         return []
 
     # ------------------------------------------------------------- replies
@@ -315,18 +325,9 @@ class WorkerSession:
             logger.warning("%s: connection lost, dropping %s", server, type(event).__name__)
             return False
         connection.queue(event)
-        self._rebalance_shared()
-        return True
-
-    def _rebalance_shared(self) -> None:
-        """Rebalance after a move on one connection (a job in or out, NO_JOB, NOOP).
-
-        Only needed when several connections share the job budget: a single
-        one keeps it itself (its ``max_jobs``), and only a change of
-        :attr:`accepting` or of the set of connections concerns it.
-        """
-        if len(self.connections) > 1:
+        if self._shared:
             self._rebalance()
+        return True
 
     def _rebalance(self) -> None:
         """Let connections grab while the worker has room, in turn."""

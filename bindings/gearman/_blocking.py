@@ -226,10 +226,6 @@ class BlockingRuntime:
         """Run ``job(argument)`` now, in this thread: one job at a time."""
         job(argument)
 
-    def flush(self) -> None:
-        """Write what the core queued, as far as the sockets take it now."""
-        self._flush()
-
     def wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
         """Write, then read and hand events on until *done()* or *deadline*,
         or until a link ends (then it returns ``done()``).
@@ -240,7 +236,7 @@ class BlockingRuntime:
         endings = self._endings
         looked = False
         while True:
-            self._flush()
+            self.flush()
             if done():
                 return True
             if deadline is None:
@@ -268,7 +264,7 @@ class BlockingRuntime:
                 self._pump(remaining)
             if self._endings != endings:
                 # A link ended: the caller may have connections to open.
-                self._flush()
+                self.flush()
                 return done()
 
     def _pump(self, timeout: float | None) -> None:
@@ -346,8 +342,9 @@ class BlockingRuntime:
 
     # ------------------------------------------------------------ writing
 
-    def _flush(self) -> None:
-        """Write what every core connection queued: one ``send`` per link."""
+    def flush(self) -> None:
+        """Write what the core queued, as far as the sockets take it now:
+        one ``send`` per link."""
         link = self._only
         if link is not None:  # the usual case, without walking the table
             data = link.connection.data_to_send()

@@ -39,16 +39,22 @@ def all_settled(requests: list[GearmanJobRequest], goal: proto.Goal) -> Callable
 
     Settling is final while a wait lasts, so the requests already seen to
     settle are not looked at again: a wait for N pipelined jobs costs O(N)
-    checks in all, not O(N) per read.
+    checks in all, not O(N) per read.  Each check reads the property that
+    :meth:`gearman_proto.JobRequest.settled` picks for *goal* itself, a call
+    less per check on the path every job takes.
     """
     passed = 0
     count = len(requests)
+    accepting = goal is proto.Goal.ACCEPTED
 
     def done() -> bool:
         nonlocal passed
-        while passed < count and requests[passed].settled(goal):
+        while passed < count:
+            request = requests[passed]
+            if not (request.accepted if accepting else request.finished):
+                return False
             passed += 1
-        return passed == count
+        return True
 
     return done
 
@@ -150,7 +156,9 @@ class ClientKernel:
                 last attempt before JOB_CREATED.
             ServerUnavailable: no server could take a request.
         """
-        self.raise_undelivered(proto.settle(requests, goal))
+        failure = proto.settle(requests, goal)
+        if failure is not None:
+            self.raise_undelivered(failure)
 
     @staticmethod
     def raise_undelivered(failure: proto.ProtocolError | None) -> None:

@@ -102,10 +102,10 @@ def encode_payload(
 
 def name_bytes(name: Name, what: str = "name") -> bytes:
     """A function name, unique or client id as bytes (``str`` is UTF-8 encoded)."""
+    if isinstance(name, str):  # first: task names and generated uniques are str
+        return name.encode("utf-8")
     if isinstance(name, bytes):
         return name
-    if isinstance(name, str):
-        return name.encode("utf-8")
     raise TypeError(f"{what} must be str or bytes, not {type(name).__name__}")
 
 

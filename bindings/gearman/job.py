@@ -170,14 +170,6 @@ class GearmanJobRequest(proto.JobRequest):
             reducer=None if self.reducer is None else name_bytes(self.reducer, "reducer"),
         )
 
-    def _reset_updates(self) -> None:
-        self.result: Any = None
-        self.exception: Any = None
-        self.data_updates: collections.deque[Any] = collections.deque()
-        self.warning_updates: collections.deque[Any] = collections.deque()
-        self.status_updates: collections.deque[tuple[int, int]] = collections.deque()
-        self.status: dict[str, Any] = {}
-
     def initialize_request(self) -> None:
         """Forget every update (python-gearman's name for :meth:`reset`)."""
         self.reset()
@@ -185,7 +177,12 @@ class GearmanJobRequest(proto.JobRequest):
     def reset(self) -> None:
         """Back to ``JOB_UNKNOWN`` with no updates, ready to be submitted again."""
         super().reset()
-        self._reset_updates()
+        self.result: Any = None
+        self.exception: Any = None
+        self.data_updates: collections.deque[Any] = collections.deque()
+        self.warning_updates: collections.deque[Any] = collections.deque()
+        self.status_updates: collections.deque[tuple[int, int]] = collections.deque()
+        self.status: dict[str, Any] = {}
 
     # python-gearman's attribute names over the core's
     @property

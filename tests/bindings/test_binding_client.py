@@ -604,6 +604,23 @@ def test_a_batch_of_submissions_leaves_in_one_write_per_server(
     ) + sum(12 + len(r.submission.unique) + 2 + len(r.submission.payload) for r in requests)
 
 
+@pytest.mark.parametrize("goal", list(gearman_proto.Goal))
+@pytest.mark.parametrize("background", [False, True])
+@pytest.mark.parametrize("state", list(gearman_proto.JobState))
+@pytest.mark.parametrize("ending", ["", "lost", "undelivered"])
+def test_a_wait_settles_exactly_when_the_request_says_so(
+    goal: gearman_proto.Goal, background: bool, state: gearman_proto.JobState, ending: str
+) -> None:
+    # all_settled reads the property JobRequest.settled(goal) picks: the same answer.
+    submission = gearman_proto.SubmitJob(function=b"f", background=background)
+    request = gearman_proto.JobRequest(submission)
+    request.state = state
+    request.lost = ending == "lost"
+    if ending == "undelivered":
+        request.delivery_error = gearman_proto.NoServerAvailable("none")
+    assert all_settled([request], goal)() is request.settled(goal)
+
+
 def test_waiting_for_many_jobs_checks_each_job_a_bounded_number_of_times() -> None:
     """A wait re-checks only the requests not yet seen done, so N jobs cost O(N)."""
 
@@ -613,7 +630,8 @@ def test_waiting_for_many_jobs_checks_each_job_a_bounded_number_of_times() -> No
         def __init__(self) -> None:
             self.done = False
 
-        def settled(self, goal: object) -> bool:
+        @property
+        def finished(self) -> bool:  # what a wait for FINISHED reads of a request
             nonlocal calls
             calls += 1
             return self.done

@@ -11,12 +11,16 @@ ability, room for a job) says, including the bytes it answers with.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import gearman_proto as gp
+import gearman_proto._client_session as session_module
+import gearman_proto._state as state_module
 import gearman_proto._worker_connection as worker_module
 from gearman_proto import (
     REQ,
@@ -37,6 +41,7 @@ from gearman_proto import (
     encode_packet,
 )
 from gearman_proto._state import (
+    JOB_ROWS,
     JOB_TRANSITIONS,
     WORKER_ROWS,
     WORKER_TRANSITIONS,
@@ -126,6 +131,27 @@ def test_the_job_table_is_the_documented_life_cycle() -> None:
     assert not [pair for pair in JOB_TRANSITIONS if pair[0] in (j.COMPLETE, j.FAILED)]
 
 
+def test_job_rows_are_the_table_by_move() -> None:
+    regrouped = {(state, move): after for move, row in JOB_ROWS.items() for state, after in row}
+    assert regrouped == dict(JOB_TRANSITIONS)
+    assert set(JOB_ROWS) == set(JobMove)
+
+
+@pytest.mark.parametrize(("state", "happened"), JOB_PAIRS)
+def test_python_gearmans_plain_strings_move_as_their_states(
+    state: JobState, happened: JobMove
+) -> None:
+    # Code may assign ``request.state = JOB_CREATED``: a str equal to the member.
+    plain = str(state.value)
+    assert type(plain) is str
+    expected = JOB_TRANSITIONS.get((state, happened))
+    if expected is None:
+        with pytest.raises(LocalProtocolError, match=happened.value):
+            next_job_state(plain, happened)  # type: ignore[arg-type]
+    else:
+        assert next_job_state(plain, happened) is expected
+
+
 def test_job_states_equal_python_gearmans_strings() -> None:
     assert JobState.PENDING == "PENDING"
     assert str(JobState.CREATED) == "CREATED"
@@ -165,6 +191,151 @@ def test_worker_move_errors_say_where_the_move_is_legal() -> None:
     assert isinstance(error, LocalProtocolError)
     assert "GRAB_JOB" in str(error)
     assert "only while idle" in str(error)
+
+
+# ------------------------------------------ the client session against the table
+
+A = gp.ServerAddress("a", 1)
+B = gp.ServerAddress("b", 2)
+
+
+def res(packet_type: PacketType, *arguments: bytes) -> bytes:
+    return encode_packet(RES, packet_type, arguments)
+
+
+class Watched(gp.JobRequest):
+    """A request that records every change of its state, however it is made."""
+
+    def __init__(self, submission: gp.SubmitJob, **kwargs: int) -> None:
+        self.changes: list[tuple[JobState, JobState]] = []
+        super().__init__(submission, **kwargs)
+
+    @property  # type: ignore[override]
+    def state(self) -> JobState:
+        return self._watched
+
+    @state.setter
+    def state(self, value: JobState) -> None:
+        if hasattr(self, "_watched"):
+            self.changes.append((self._watched, value))
+        self._watched = value
+
+
+def feed(session: gp.ClientSession, server: gp.ServerAddress, data: bytes) -> None:
+    connection = session.connections[server]
+    connection.receive_data(data)
+    for event in connection.events():
+        session.receive(server, event, 0.0)
+
+
+def created(*, background: bool = False) -> tuple[gp.ClientSession, Watched]:
+    """A session with one request, sent to A and created there as H:1."""
+    session = gp.ClientSession([A, B])
+    session.connection_made(A)
+    request = Watched(gp.SubmitJob(function=b"f", background=background), max_attempts=2)
+    session.submit(request, 0.0, server=A)
+    feed(session, A, res(_T.JOB_CREATED, b"H:1"))
+    return session, request
+
+
+def refused() -> Watched:
+    session = gp.ClientSession([A])
+    session.connection_made(A)
+    request = Watched(gp.SubmitJob(function=b"f"))
+    session.submit(request, 0.0, server=A)
+    feed(session, A, res(_T.ERROR, b"QUEUE_ERROR", b"full"))
+    return request
+
+
+def resent() -> Watched:
+    # Lost before JOB_CREATED, sent again on B, lost there on its last attempt.
+    session = gp.ClientSession([A, B])
+    session.connection_made(A)
+    request = Watched(gp.SubmitJob(function=b"f"), max_attempts=2)
+    session.submit(request, 0.0, server=A)
+    session.connection_lost(A, 0.0)
+    session.connection_made(B)
+    session.connection_lost(B, 0.0)
+    return request
+
+
+def ended(packet: bytes) -> Watched:
+    session, request = created()
+    feed(session, A, packet)
+    return request
+
+
+def lost_after_creation() -> Watched:
+    session, request = created()
+    feed(session, A, b"")
+    return request
+
+
+#: every life a request can have in the session, and the states it goes through.
+LIVES = {
+    "complete": (
+        lambda: ended(res(_T.WORK_COMPLETE, b"H:1", b"r")),
+        ["PENDING", "CREATED", "COMPLETE"],
+    ),
+    "fail": (lambda: ended(res(_T.WORK_FAIL, b"H:1")), ["PENDING", "CREATED", "FAILED"]),
+    "exception": (
+        lambda: ended(res(_T.WORK_EXCEPTION, b"H:1", b"e")),
+        ["PENDING", "CREATED", "FAILED"],
+    ),
+    "background": (lambda: created(background=True)[1], ["PENDING", "CREATED"]),
+    "refused": (refused, ["PENDING", "FAILED"]),
+    "resent": (resent, ["PENDING", "UNKNOWN", "PENDING", "UNKNOWN"]),
+    "lost": (lost_after_creation, ["PENDING", "CREATED", "UNKNOWN"]),
+}
+
+
+@pytest.mark.parametrize("life", LIVES)
+def test_every_state_change_the_session_makes_is_in_the_table(
+    monkeypatch: pytest.MonkeyPatch, life: str
+) -> None:
+    made: list[tuple[JobState, JobMove]] = []
+
+    def recorded(state: JobState, happened: JobMove) -> JobState:
+        made.append((state, happened))
+        return next_job_state(state, happened)
+
+    monkeypatch.setattr(session_module, "next_job_state", recorded)
+    live, states = LIVES[life]
+    request = live()
+    # Every change of state was a move of the table, looked up as the session made it.
+    assert [after for _, after in request.changes] == states
+    assert len(made) == len(request.changes)
+    for (before, after), (state, happened) in zip(request.changes, made, strict=True):
+        assert state is before
+        assert JOB_TRANSITIONS[before, happened] is after
+
+
+def test_the_session_makes_every_move_of_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: set[tuple[JobState, JobMove]] = set()
+
+    def recorded(state: JobState, happened: JobMove) -> JobState:
+        made.add((state, happened))
+        return next_job_state(state, happened)
+
+    monkeypatch.setattr(session_module, "next_job_state", recorded)
+    for live, _ in LIVES.values():
+        live()
+    assert made == set(JOB_TRANSITIONS)  # no row of the table is dead
+
+
+@pytest.mark.parametrize("move", list(JobMove))
+def test_a_job_move_taken_out_of_the_table_becomes_an_error(
+    monkeypatch: pytest.MonkeyPatch, move: JobMove
+) -> None:
+    monkeypatch.setitem(state_module.JOB_ROWS, move, ())  # type: ignore[index]
+    lives = [live for live, _ in LIVES.values()]
+    with pytest.raises(LocalProtocolError, match=move.value):
+        _live_all(lives)
+
+
+def _live_all(lives: list[Callable[[], Watched]]) -> None:
+    for live in lives:
+        live()
 
 
 # ------------------------------------------- the connection, bytes in and out
