@@ -178,6 +178,7 @@ class GeventRuntime:
             link.wanted.clear()
             while pending:
                 data = memoryview(pending.popleft())
+                link.sending = True
                 try:
                     for start in range(0, len(data), WRITE_CHUNK):
                         chunk = data[start : start + WRITE_CHUNK]
@@ -186,6 +187,7 @@ class GeventRuntime:
                 except OSError as error:
                     self._links.write_failed(link, error)
                     return
+                link.sending = False
             self._links.wrote()
 
     # ------------------------------------------------------------ waiting

@@ -34,7 +34,7 @@ Marks = list[tuple["Link", int]]
 class Link:
     """One link's core side; a runtime subclass adds its stream and tasks."""
 
-    __slots__ = ("connection", "pending", "queued", "server", "written")
+    __slots__ = ("connection", "pending", "queued", "sending", "server", "written")
 
     def __init__(self, server: proto.ServerAddress, connection: AnyConnection) -> None:
         self.server = server
@@ -46,6 +46,8 @@ class Link:
         #: as it was when the wait began.
         self.queued = 0
         self.written = 0
+        #: the writer is inside a send (a writer not scheduled yet is not stalled).
+        self.sending = False
 
     def wake_writer(self) -> None:
         """The runtime's writer has bytes in ``pending``."""
@@ -168,15 +170,17 @@ class Links:
 
     def end_wait(self, event: Settable, marks: Marks, woken: bool) -> None:
         """A wait is over.  One that ends unwoken (its deadline, the caller's
-        cancellation) gives up each link that has not written, by then, the
-        bytes queued on it before the wait began: the caller's own request
-        is stuck behind a peer that stopped reading.  Bytes queued later
-        (another task's large payload) do not count against it."""
+        cancellation) gives up each link whose writer is stuck in a send
+        without having written, by then, the bytes queued on it before the
+        wait began: the caller's own request is stuck behind a peer that
+        stopped reading.  Bytes queued later (another task's large payload)
+        do not count against it, nor does a writer that never got to run
+        (a wait whose deadline had already passed)."""
         self.waiters.leave(event)
         if woken:
             return
         for link, mark in marks:
-            if link.written < mark and self._links.get(link.server) is link:
+            if link.sending and link.written < mark and self._links.get(link.server) is link:
                 logger.warning(
                     "%s: write stalled (%d bytes owed at the deadline): closing",
                     link.server,

@@ -176,6 +176,7 @@ class TrioRuntime:
             link.wanted = trio.Event()
             while pending:
                 data = memoryview(pending.popleft())
+                link.sending = True
                 try:
                     for start in range(0, len(data), WRITE_CHUNK):
                         chunk = data[start : start + WRITE_CHUNK]
@@ -184,6 +185,7 @@ class TrioRuntime:
                 except _BROKEN as error:
                     self._links.write_failed(link, error)
                     return
+                link.sending = False
             self._links.wrote()
 
     # ------------------------------------------------------------ waiting

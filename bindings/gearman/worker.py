@@ -45,6 +45,10 @@ class GearmanWorker(GearmanConnectionManager):
             (carrying the formatted exception) instead of WORK_FAIL.
         epoch_poll_interval: how often sleeping connections grab anyway, so
             SUBMIT_JOB_EPOCH jobs that come due are found (None: never).
+        max_jobs: jobs run at once over all servers, on runtimes that run
+            jobs concurrently (``gearman.gevent``: a greenlet each); the
+            worker asks for a job only when it has room for one.  The
+            blocking runtime runs jobs in the loop's thread, one at a time.
     """
 
     #: the I/O runtime (blocking sockets; ``gearman.gevent`` swaps in its own).
@@ -58,8 +62,10 @@ class GearmanWorker(GearmanConnectionManager):
         keepalive: bool = True,
         send_exceptions: bool = False,
         epoch_poll_interval: float | None = None,
+        max_jobs: int = 1,
     ) -> None:
         super().__init__(host_list)
+        self.max_jobs = max_jobs
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
         self.send_exceptions = send_exceptions
@@ -71,6 +77,7 @@ class GearmanWorker(GearmanConnectionManager):
             owner=self,
             send_exceptions=send_exceptions,
             epoch_poll_interval=epoch_poll_interval,
+            max_jobs=max_jobs,
         )
         self._session = self._kernel.session
         self._io = type(self).runtime_factory(
@@ -127,6 +134,7 @@ class GearmanWorker(GearmanConnectionManager):
         self._continue = self.after_poll(False)
         io = self._io
         session = self._session
+        session.accepting = True
         jobs = self._kernel.jobs
         if session.tick(io.now()):  # schedules the timers, asks for the first connections
             self._connect(deadline_after(io, poll_timeout))
@@ -139,7 +147,11 @@ class GearmanWorker(GearmanConnectionManager):
                 self._run_jobs()
             if self._continue:
                 self._continue = self.after_poll(activity)
+        session.accepting = False  # grab no more ...
         self._flush()
+        while session.held_jobs:  # ... but finish the jobs in hand
+            io.wait(self._has_jobs_or_none_held, None)
+            self._run_jobs()
         self.shutdown()
 
     def establish_worker_connections(self) -> list[proto.ServerAddress]:
@@ -250,6 +262,9 @@ class GearmanWorker(GearmanConnectionManager):
         """Write what the session queued, without waiting for anything."""
         self._io.flush()
 
+    def _has_jobs_or_none_held(self) -> bool:
+        return bool(self._kernel.jobs) or not self._session.held_jobs
+
     def _run_jobs(self) -> None:
         jobs = self._kernel.jobs
         while jobs:
@@ -259,10 +274,27 @@ class GearmanWorker(GearmanConnectionManager):
                 return
 
     def _run_one(self, job: GearmanJob) -> None:
-        self.on_job_execute(job)
+        try:
+            self.on_job_execute(job)
+        except BaseException:
+            # A hook raised, or the greenlet was killed: the server must not
+            # keep the job waiting for an answer nobody will send.
+            if self._kernel.abandoned(job):
+                self._flush()
+            raise
         if not self.after_job():
-            self._continue = False
-            self._session.accepting = False
+            self.stop()
+
+    def stop(self) -> None:
+        """Leave :meth:`work` gracefully: finish the jobs in hand, grab no more.
+
+        For a job, a hook or another greenlet; :meth:`after_poll` or
+        :meth:`after_job` returning False does the same.
+        """
+        self._continue = False
+        self._session.accepting = False
+        self._flush()
+        self._io.wake()
 
     def __enter__(self) -> GearmanWorker:
         return self
