@@ -135,11 +135,15 @@ class Links:
 
     def read_failed(self, link: Link, error: BaseException) -> None:
         """The stream broke while reading: the link is abandoned."""
+        if self._links.get(link.server) is not link:
+            return  # closed by us meanwhile: the error is its aftermath
         logger.warning("%s: read failed: %s", link.server, error)
         self.give_up(link, link.connection.abandon())
 
     def write_failed(self, link: Link, error: BaseException) -> None:
         """The stream broke while writing: what was handed out did not arrive."""
+        if self._links.get(link.server) is not link:
+            return  # closed by us meanwhile: the error is its aftermath
         logger.warning("%s: write failed: %s", link.server, error)
         self.give_up(link, link.connection.send_failed())
 
