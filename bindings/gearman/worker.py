@@ -142,7 +142,7 @@ class GearmanWorker(GearmanConnectionManager):
             wait = self._kernel.next_wait(poll_timeout)
             if wait.reconnect:
                 self._connect(wait.connect_by)
-            activity = io.wait(jobs.__len__, wait.until)  # type: ignore[arg-type]
+            activity = io.wait(self._has_news, wait.until)
             if jobs:
                 self._run_jobs()
             if self._continue:
@@ -261,6 +261,9 @@ class GearmanWorker(GearmanConnectionManager):
     def _flush(self) -> None:
         """Write what the session queued, without waiting for anything."""
         self._io.flush()
+
+    def _has_news(self) -> bool:
+        return bool(self._kernel.jobs) or not self._continue
 
     def _has_jobs_or_none_held(self) -> bool:
         return bool(self._kernel.jobs) or not self._session.held_jobs

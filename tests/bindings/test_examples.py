@@ -39,21 +39,30 @@ def test_reverse_worker_and_client_reverse_hello_world(gearmand: Gearmand) -> No
             worker.wait()
 
 
-def test_trio_worker_and_client_reverse_words_concurrently(gearmand: Gearmand) -> None:
-    worker = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "trio_worker.py"), gearmand.address, "--count", "6"]
+@pytest.mark.parametrize(
+    ("worker", "client", "many"),
+    [
+        ("trio_worker.py", "trio_client.py", "--tasks"),
+        ("gevent_worker.py", "gevent_client.py", "--greenlets"),
+    ],
+)
+def test_concurrent_worker_and_client_reverse_words(
+    gearmand: Gearmand, worker: str, client: str, many: str
+) -> None:
+    serving = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / worker), gearmand.address, "--count", "6"]
     )
     try:
-        client = run_example("trio_client.py", gearmand.address, "--tasks", "6")
-        assert client.returncode == 0, client.stderr
-        assert client.stdout.splitlines() == [
+        completed = run_example(client, gearmand.address, many, "6")
+        assert completed.returncode == 0, completed.stderr
+        assert completed.stdout.splitlines() == [
             f"word{index} -> {index}drow (COMPLETE)" for index in range(6)
         ]
-        assert worker.wait(30) == 0, "the worker leaves on its own after 6 jobs"
+        assert serving.wait(30) == 0, "the worker leaves on its own after 6 jobs"
     finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+        if serving.poll() is None:
+            serving.kill()
+            serving.wait()
 
 
 def test_reverse_client_reports_a_timeout_when_nobody_works(
