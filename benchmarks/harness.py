@@ -18,10 +18,11 @@ benchmarks/README.md. In one run it
 4. takes medians, runs ``benchmarks/parser.py``, and writes the table to the
    terminal, ``results/latest.md``, ``latest.json`` and ``latest.png``.
 
-``ours`` is the binding of this working tree. ``ours@REV`` is the same
-contender script run against the binding and core of git revision REV,
-extracted once per run into a temporary directory (``git archive``), so a
-before/after comparison shares one run's rounds and machine conditions.
+``ours`` is the blocking binding of this working tree, ``ours-trio`` its trio
+binding (``gearman.trio``). ``ours@REV`` is ours' contender script run
+against the binding and core of git revision REV, extracted once per run into
+a temporary directory (``git archive``), so a before/after comparison shares
+one run's rounds and machine conditions.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ def build_scenarios(names: Sequence[str], large_sizes: Sequence[int]) -> list[Sc
     titles = {
         "fg": "fg: one foreground job at a time",
         "pipe": "pipe: N foreground jobs submitted at once",
+        "conc": "conc: 100 tasks share one client, each one foreground job at a time",
         "bg": "bg: background submissions, one at a time",
         "drain": "drain: one worker empties a queue of N jobs",
     }
@@ -159,8 +161,13 @@ class Contender:
         return [*self.command, *(part for flag in flags.items() for part in flag)]
 
 
-ALL_KINDS = frozenset({"fg", "pipe", "bg", "drain", "large"})
-CONTENDER_NAMES = ("ours", "gear", "pygearman", "libgearman", "gearman-cli")
+#: The --scenarios, in the default order (so conc is measured and shown beside fg and pipe).
+SCENARIO_NAMES = ("fg", "pipe", "conc", "bg", "drain", "large")
+ALL_KINDS = frozenset(SCENARIO_NAMES)
+#: conc shares one client among many submitters: only our bindings take part (the C
+#: program has no such mode, and pygearman's client is not thread-safe).
+SERIAL_KINDS = ALL_KINDS - {"conc"}
+CONTENDER_NAMES = ("ours", "ours-trio", "gear", "pygearman", "libgearman", "gearman-cli")
 #: ``ours@REV``: our binding at git revision REV (any spelling git understands).
 AT = "@"
 
@@ -236,6 +243,7 @@ def ensure_peers_venv(venv: Path = PEERS_VENV) -> Path:
 
 LABELS = {
     "ours": "gearman-proto (ours)",
+    "ours-trio": "gearman-proto trio (ours)",
     "gear": "gear 0.16",
     "pygearman": "pygearman 0.2.6",
     "libgearman": "libgearman (C)",
@@ -250,15 +258,15 @@ def make_contender(
 
     ``ours@REV`` needs *checkout*, the directory REV was extracted to, and its *commit* id.
     """
-    if name == "ours":
-        return make_ours(name, REPO, describe_working_tree())
+    if name in BINDINGS:
+        return make_ours(name, REPO, describe_working_tree(), BINDINGS[name])
     if is_ours(name):
         if checkout is None or commit is None:
             raise HarnessError(f"{name}: the revision has not been extracted")
-        return make_ours(name, checkout, commit)
+        return make_ours(name, checkout, commit, BINDINGS["ours"])
     label = LABELS[name]
     python_peer = name in ("gear", "pygearman")
-    kinds = frozenset({"bg", "drain"}) if name == "gearman-cli" else ALL_KINDS
+    kinds = frozenset({"bg", "drain"}) if name == "gearman-cli" else SERIAL_KINDS
     try:
         if python_peer:
             command = [str(ensure_peers_venv()), str(CONTENDERS_DIR / f"peer_{name}.py")]
@@ -273,27 +281,61 @@ def make_contender(
     return Contender(name, label, command, kinds, python_peer)
 
 
-# ------------------------------------------------- ours at a git revision
+# ------------------------------------ our bindings, and ours at a git revision
+
+
+def binding_api(module: str = "") -> dict[str, tuple[str, ...]]:
+    """What a contender script uses of ``gearman`` (or of ``gearman.<module>``), per kind.
+
+    Dotted names under ``gearman``; the preflight checks them, importing
+    submodules such as ``gearman.trio`` on the way.
+    """
+    at = f"{module}." if module else ""
+    client = (f"{at}GearmanClient", f"{at}GearmanClient.submit_job", "JOB_COMPLETE")
+    worker = tuple(
+        f"{at}GearmanWorker{member}" for member in ("", ".register_task", ".work", ".after_job")
+    )
+    return {
+        "fg": (*client, *worker),
+        "pipe": (*client, f"{at}GearmanClient.submit_multiple_jobs", *worker),
+        "conc": (*client, *worker),
+        "bg": (f"{at}GearmanClient", f"{at}GearmanClient.submit_job", "JOB_CREATED"),
+        "drain": worker,
+        "large": (*client, *worker),
+    }
+
 
 #: What contenders/ours.py uses of the python-gearman API, per scenario kind.
 #: An older revision that lacks some of it still runs the other scenarios.
-_CLIENT_API = ("GearmanClient", "GearmanClient.submit_job", "JOB_COMPLETE")
-_WORKER_API = (
-    "GearmanWorker",
-    "GearmanWorker.register_task",
-    "GearmanWorker.work",
-    "GearmanWorker.after_job",
-)
-OURS_API = {
-    "fg": (*_CLIENT_API, *_WORKER_API),
-    "pipe": (*_CLIENT_API, "GearmanClient.submit_multiple_jobs", *_WORKER_API),
-    "bg": ("GearmanClient", "GearmanClient.submit_job", "JOB_CREATED"),
-    "drain": _WORKER_API,
-    "large": (*_CLIENT_API, *_WORKER_API),
+OURS_API = binding_api()
+# conc: 100 threads share one client. It is thread-safe since the change that gave
+# it a runtime_factory (2b33b8f); an older revision lacks that and skips conc.
+OURS_API["conc"] += ("GearmanClient.runtime_factory",)
+#: contenders/ours_trio.py: gearman.trio, in the small-job scenarios and conc.
+OURS_TRIO_API = {
+    kind: api
+    for kind, api in binding_api("trio").items()
+    if kind in ("fg", "pipe", "conc", "bg", "drain")
 }
 
+
+@dataclasses.dataclass(frozen=True)
+class Binding:
+    """One of our bindings as a contender: its script, and what it uses of the API."""
+
+    script: str  # in contenders/
+    api: dict[str, tuple[str, ...]]  # scenario kind -> names under gearman (binding_api)
+
+
+#: ``ours`` and ``ours@REV`` run ours.py; ``ours-trio`` (the working tree only) ours_trio.py.
+BINDINGS = {
+    "ours": Binding("ours.py", OURS_API),
+    "ours-trio": Binding("ours_trio.py", OURS_TRIO_API),
+}
+
+
 #: Run with a contender's environment: which gearman and gearman_proto it
-#: imports, and which of OURS_API they lack.
+#: imports, and which names of its binding's API (argv[1]) they lack.
 _PREFLIGHT = """
 import json, sys
 # As in the contender: its sys.path[0] is contenders/, not the current directory.
@@ -304,9 +346,20 @@ try:
 except Exception as error:
     print(json.dumps({"error": f"import failed: {type(error).__name__}: {error}"}))
     sys.exit(0)
+import importlib, types
+import_errors = {}
 def has(dotted):
     target = gearman
     for part in dotted.split("."):
+        if not hasattr(target, part) and isinstance(target, types.ModuleType):
+            module = f"{target.__name__}.{part}"
+            try:
+                importlib.import_module(module)  # a submodule, such as gearman.trio
+            except ModuleNotFoundError as error:
+                if error.name != module:  # not a missing submodule: a missing dependency
+                    import_errors[module] = f"{type(error).__name__}: {error}"
+            except Exception as error:
+                import_errors[module] = f"{type(error).__name__}: {error}"
         if not hasattr(target, part):
             return False
         target = getattr(target, part)
@@ -315,6 +368,7 @@ names = sorted({name for api in json.loads(sys.argv[1]).values() for name in api
 print(json.dumps({
     "imports": {"gearman": gearman.__file__, "gearman_proto": gearman_proto.__file__},
     "missing": [name for name in names if not has(name)],
+    "import_errors": import_errors,
 }))
 """
 
@@ -333,19 +387,21 @@ def describe_working_tree() -> str:
     return _first_line(["git", "-C", str(REPO), "describe", "--always", "--dirty"], default="")
 
 
-def make_ours(name: str, root: Path, revision: str) -> Contender:
-    """``ours`` (the working tree, *root* = REPO) or ``ours@REV`` (*root*: REV extracted).
+def make_ours(name: str, root: Path, revision: str, binding: Binding) -> Contender:
+    """``ours`` or ``ours-trio`` (the working tree, *root* = REPO), or ``ours@REV``
+    (*root*: REV extracted).
 
-    The contender script is always the working tree's contenders/ours.py; only
-    the library it imports comes from *root*. A preflight run checks that it
-    really imports gearman and gearman_proto from *root* (not from an editable
-    install), and leaves out the scenarios whose API the revision lacks.
+    The contender script is always the working tree's (``binding.script``);
+    only the library it imports comes from *root*. A preflight run checks that
+    it really imports gearman and gearman_proto from *root* (not from an
+    editable install), and leaves out the scenarios whose API the revision lacks.
     """
-    label = LABELS["ours"] if name == "ours" else name
-    command = [sys.executable, str(CONTENDERS_DIR / "ours.py")]
+    label = LABELS.get(name, name)
+    command = [sys.executable, str(CONTENDERS_DIR / binding.script)]
     env = source_path(root)
-    contender = Contender(name, label, command, ALL_KINDS, env=env, revision=revision)
-    where = "the working tree" if name == "ours" else f"{name} ({revision[:12]})"
+    kinds = frozenset(binding.api)
+    contender = Contender(name, label, command, kinds, env=env, revision=revision)
+    where = "the working tree" if name in BINDINGS else f"{name} ({revision[:12]})"
     layout = [part for part in ("gearman_proto", "bindings/gearman") if not (root / part).is_dir()]
     if layout:
         contender.available = False
@@ -356,7 +412,7 @@ def make_ours(name: str, root: Path, revision: str) -> Contender:
         return contender
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _PREFLIGHT, json.dumps(OURS_API)],
+            [sys.executable, "-c", _PREFLIGHT, json.dumps(binding.api)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -383,18 +439,29 @@ def make_ours(name: str, root: Path, revision: str) -> Contender:
             f"(they would come from {', '.join(strays.values())})"
         )
         return contender
+    _leave_out_missing_api(contender, binding, answer, where)
+    return contender
+
+
+def _leave_out_missing_api(
+    contender: Contender, binding: Binding, answer: dict[str, Any], where: str
+) -> None:
+    """Narrow *contender* to the scenarios whose API the preflight's *answer* found."""
     missing = set(answer["missing"])
-    kinds = frozenset(kind for kind, api in OURS_API.items() if not missing & set(api))
+    if not missing:
+        return
+    lacks = f"gearman lacks {', '.join(sorted(missing))}"
+    errors = answer.get("import_errors") or {}
+    if errors:
+        lacks += f" ({'; '.join(f'{module}: {error}' for module, error in errors.items())})"
+    kinds = frozenset(kind for kind, api in binding.api.items() if not missing & set(api))
     if not kinds:
         contender.available = False
-        contender.reason = f"{where}: gearman lacks {', '.join(sorted(missing))}"
-    elif kinds != ALL_KINDS:
+        contender.reason = f"{where}: {lacks}"
+    else:
         contender.scenarios = kinds
-        contender.note = (
-            f"{where}: gearman lacks {', '.join(sorted(missing))}, so it skips "
-            f"{', '.join(sorted(ALL_KINDS - kinds))}"
-        )
-    return contender
+        skipped = ", ".join(sorted(set(binding.api) - kinds))
+        contender.note = f"{where}: {lacks}, so it skips {skipped}"
 
 
 def resolve_revision(revision: str) -> str:
@@ -988,7 +1055,7 @@ def _run(options: argparse.Namespace, extracted_at: dict[str, Path]) -> dict[str
             }
             | (
                 {"revision": c.revision, "imports": c.imports, "note": c.note}
-                if is_ours(c.name)
+                if c.revision is not None
                 else {}
             )
             for c in contenders
@@ -1006,8 +1073,9 @@ def _run(options: argparse.Namespace, extracted_at: dict[str, Path]) -> dict[str
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="benchmarks/run",
-        description="End-to-end Gearman benchmark: this project's binding against gear, "
-        "pygearman, libgearman (C) and the gearman CLI, on a private gearmand.",
+        description="End-to-end Gearman benchmark: this project's bindings (blocking and "
+        "trio) against gear, pygearman, libgearman (C) and the gearman CLI, on a private "
+        "gearmand.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
@@ -1045,8 +1113,8 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--scenarios",
-        type=_names(("fg", "pipe", "bg", "drain", "large")),
-        default=["fg", "pipe", "bg", "drain", "large"],
+        type=_names(SCENARIO_NAMES),
+        default=list(SCENARIO_NAMES),
         help="comma-separated",
     )
     parser.add_argument(

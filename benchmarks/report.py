@@ -18,6 +18,7 @@ README_END = "<!-- results:end -->"
 #: Bar colours, one per contender, stable across runs.
 COLOURS = {
     "ours": "#1f77b4",
+    "ours-trio": "#9467bd",
     "gear": "#ff7f0e",
     "pygearman": "#2ca02c",
     "libgearman": "#7f7f7f",
@@ -25,6 +26,9 @@ COLOURS = {
 }
 #: ours@REV: our binding at an older revision.
 OLD_OURS_COLOUR = "#9ecae1"
+#: The conc scenario's goal: the trio binding's conc jobs/s at least this many
+#: times the blocking binding's fg jobs/s (benchmarks/README.md).
+CONC_TARGET = 1.5
 
 PARSER_LABELS = {
     "decode_small_job_assign_uniq": "decode JOB_ASSIGN_UNIQ, 16 B payload",
@@ -213,6 +217,22 @@ def before_after(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def conc_target(results: dict[str, Any]) -> list[str]:
+    """A line on the conc goal (CONC_TARGET), when the run has both figures."""
+    summary = results["summary"]
+    trio = summary.get("conc", {}).get("ours-trio", {}).get("throughput")
+    blocking = summary.get("fg", {}).get("ours", {}).get("throughput")
+    ratio = _ratio(trio, blocking)
+    if ratio is None:
+        return []
+    verdict = "met" if ratio >= CONC_TARGET else "not met"
+    return [
+        "",
+        f"conc goal: ours-trio's conc jobs/s ÷ ours' fg jobs/s = {number(ratio)} "
+        f"(at least {CONC_TARGET:g} wanted: {verdict}).",
+    ]
+
+
 def _load_note(load: dict[str, float] | None) -> str:
     if not load:
         return ""
@@ -266,6 +286,7 @@ def markdown(results: dict[str, Any]) -> str:
         best = row["best_peer"]
         cells.append(f"{number(row['vs_best_peer'])} ({best})" if best else "-")
         lines.append("| " + " | ".join(cells) + " |")
+    lines += conc_target(results)
     lines += before_after(results)
 
     if config["target_seconds"] > 0:
@@ -336,8 +357,8 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
     panels: list[tuple[str, str, str]] = [
         (s["key"], "throughput", f"{s['key']} ({s['unit']})") for s in results["scenarios"]
     ]
-    sides = {"fg": ("client", "worker"), "pipe": ("client", "worker"), "bg": ("client",)}
-    sides["drain"] = ("worker",)
+    both = ("client", "worker")
+    sides = {"fg": both, "pipe": both, "conc": both, "bg": ("client",), "drain": ("worker",)}
     for scenario in results["scenarios"]:
         for side in sides.get(scenario["kind"], ()):
             panels.append(

@@ -6,7 +6,7 @@ those that run in ``benchmarks/.peers-venv``.
 
 The contract with the harness (``benchmarks/harness.py``):
 
-* arguments: ``--role client|worker --scenario fg|pipe|bg|drain|large|fill
+* arguments: ``--role client|worker --scenario fg|pipe|conc|bg|drain|large|fill
   --n N --address host:port --payload-size S --timeout SECONDS``;
 * output: exactly one JSON line on stdout, the last line printed, with
   ``elapsed`` (wall seconds of the measured window), ``utime`` and
@@ -19,9 +19,13 @@ Measured windows:
 * client fg/pipe/large: one untimed warm-up job first, with the 16-byte
   payload (it also waits for the worker to come up and checks its answer),
   then N jobs;
+* client conc: the warm-up job, then CONC_TASKS submitters (tasks of the
+  library, or threads) share the one client and submit N jobs in all, each
+  one job at a time;
 * client bg: one untimed warm-up submission, then N submissions;
-* worker fg/pipe/large: serves N + 1 jobs (the client's warm-up included) and
-  measures from the end of the first one to the end of the last one;
+* worker fg/pipe/conc/large: serves N + 1 jobs (the client's warm-up included) and
+  measures from the end of the first one to the end of the last one; in
+  conc, a worker that can runs CONC_WORKER_JOBS at once;
 * worker drain: serves N queued background jobs, measured from just before
   it connects and registers to the end of the N-th job;
 * fill (helper, not a measurement): queue N background jobs quickly.
@@ -38,11 +42,11 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
-from typing import Any, NoReturn, Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, NoReturn, Protocol, TypeVar
 
 ROLES = ("client", "worker")
-SCENARIOS = ("fg", "pipe", "bg", "drain", "large", "fill")
+SCENARIOS = ("fg", "pipe", "conc", "bg", "drain", "large", "fill")
 
 #: The function name of the small-job scenarios and of the large one.
 REVERSE = "reverse"
@@ -167,10 +171,15 @@ def check(condition: bool, message: str) -> None:
 
 
 # --- the scenario drivers, the same for every Python library ---------------------
+#
+# The client drivers are coroutines, written once for every library. An async
+# library's adapter awaits for real, inside its event loop (main_async). A
+# blocking library's adapter is wrapped in Blocking, whose coroutines return
+# without ever suspending, and `drive` runs a driver through without any loop.
 
 
 class ClientAdapter(Protocol):
-    """How one library submits jobs; results come back as bytes."""
+    """How one blocking library submits jobs; results come back as bytes."""
 
     def submit(self, function: str, payload: bytes) -> bytes:
         """One foreground job, waited for; returns its result."""
@@ -185,8 +194,86 @@ class ClientAdapter(Protocol):
         """`count` background jobs, as fast as the library allows (the drain's filler)."""
 
 
+class AsyncClientAdapter(Protocol):
+    """How one library submits jobs, as the drivers see it: ClientAdapter's calls awaited.
+
+    One adapter (one client object of the library) serves every submitter of
+    the conc scenario: `run_concurrently` runs them as the library's tasks
+    (trio or asyncio tasks, greenlets; threads for a blocking library).
+    """
+
+    async def submit(self, function: str, payload: bytes) -> bytes:
+        """One foreground job, waited for; returns its result."""
+
+    async def submit_many(self, function: str, payload: bytes, count: int) -> list[bytes]:
+        """`count` foreground jobs sent at once, all waited for; returns the results."""
+
+    async def submit_background(self, function: str, payload: bytes) -> None:
+        """One background job, waited for until the server accepted it."""
+
+    async def submit_background_many(self, function: str, payload: bytes, count: int) -> None:
+        """`count` background jobs, as fast as the library allows (the drain's filler)."""
+
+    async def run_concurrently(self, task: Callable[[], Awaitable[None]], count: int) -> None:
+        """Run `count` instances of `task` at once; return when all have ended."""
+
+
+T = TypeVar("T")
+
+
+def drive(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (a driver over Blocking) to its end."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError("a blocking adapter's coroutine suspended: it needs an event loop")
+
+
+class Blocking:
+    """A blocking library's ClientAdapter as an AsyncClientAdapter.
+
+    Each call returns when the library's call does, so nothing suspends;
+    `run_concurrently` runs each task in a thread of its own, all sharing
+    the one adapter (so the library's client must be thread-safe).
+    """
+
+    def __init__(self, adapter: ClientAdapter) -> None:
+        self.adapter = adapter
+
+    async def submit(self, function: str, payload: bytes) -> bytes:
+        return self.adapter.submit(function, payload)
+
+    async def submit_many(self, function: str, payload: bytes, count: int) -> list[bytes]:
+        return self.adapter.submit_many(function, payload, count)
+
+    async def submit_background(self, function: str, payload: bytes) -> None:
+        self.adapter.submit_background(function, payload)
+
+    async def submit_background_many(self, function: str, payload: bytes, count: int) -> None:
+        self.adapter.submit_background_many(function, payload, count)
+
+    async def run_concurrently(self, task: Callable[[], Awaitable[None]], count: int) -> None:
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                drive(task())  # type: ignore[arg-type]
+            except BaseException as error:  # raised again in the calling thread
+                errors.append(error)
+
+        threads = [threading.Thread(target=run, daemon=True) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+
 class WorkerAdapter(Protocol):
-    """How one library serves jobs."""
+    """How one library serves jobs (an async library runs its event loop inside `serve`)."""
 
     def serve(
         self,
@@ -198,51 +285,144 @@ class WorkerAdapter(Protocol):
         """Answer `count` jobs of `function` with `handler(payload)`, then return.
 
         `after_job(done)` is called after each job's result has been sent.
+        Up to `worker_slots(scenario)` jobs may run at once, if the library
+        can run several.
         """
 
 
-def run_client(options: Options, adapter: ClientAdapter) -> None:
-    function = function_for(options.scenario)
-    payload = make_payload(options.payload_size)
-    expected = expected_result(options.scenario, payload)
-    n = options.n
+#: The conc scenario: submitters sharing one client, and jobs a worker runs at once.
+CONC_TASKS = 100
+CONC_WORKER_JOBS = 8
+
+
+def worker_slots(scenario: str) -> int:
+    """How many jobs a worker that can run several at once runs in `scenario`."""
+    return CONC_WORKER_JOBS if scenario == "conc" else 1
+
+
+class Jobs:
+    """What a client measurement submits: n jobs of one function, and their answer."""
+
+    def __init__(self, options: Options) -> None:
+        self.scenario = options.scenario
+        self.function = function_for(options.scenario)
+        self.payload = make_payload(options.payload_size)
+        self.expected = expected_result(options.scenario, self.payload)
+        self.n = options.n
+
+
+class Tally:
+    """The conc scenario's shared count: submitters claim jobs until n are claimed.
+
+    Locked, so threads may share it as well as tasks.
+    """
+
+    def __init__(self, n: int) -> None:
+        self._unclaimed = n
+        self._lock = threading.Lock()
+        self.answered = 0
+        self.wrong = 0
+
+    def claim(self) -> bool:
+        """Take one of the n jobs; False once all are taken."""
+        with self._lock:
+            if self._unclaimed == 0:
+                return False
+            self._unclaimed -= 1
+            return True
+
+    def answer(self, right: bool) -> None:
+        """Count one claimed job's answer."""
+        with self._lock:
+            self.answered += 1
+            if not right:
+                self.wrong += 1
+
+
+async def _fill(jobs: Jobs, adapter: AsyncClientAdapter, window: Window) -> None:
+    window.start()
+    await adapter.submit_background_many(jobs.function, jobs.payload, jobs.n)
+    window.stop()
+
+
+async def _background(jobs: Jobs, adapter: AsyncClientAdapter, window: Window) -> None:
+    await adapter.submit_background(jobs.function, jobs.payload)  # warm-up
+    window.start()
+    for _ in range(jobs.n):
+        await adapter.submit_background(jobs.function, jobs.payload)
+    window.stop()
+
+
+async def _warm_up(jobs: Jobs, adapter: AsyncClientAdapter) -> None:
+    """One small job: waits for the worker and checks its answer.
+
+    Small in every scenario: big payloads are for the measured jobs.
+    """
+    small = make_payload(len(SMALL_PAYLOAD))
+    answer = await adapter.submit(jobs.function, small)
+    wanted = expected_result(jobs.scenario, small)
+    check(answer == wanted, f"warm-up job answered {answer[:40]!r}, not the expected")
+
+
+async def _pipelined(jobs: Jobs, adapter: AsyncClientAdapter, window: Window) -> None:
+    await _warm_up(jobs, adapter)
+    window.start()
+    results = await adapter.submit_many(jobs.function, jobs.payload, jobs.n)
+    window.stop()
+    check(len(results) == jobs.n, f"{len(results)} results for {jobs.n} jobs")
+    check(all(result == jobs.expected for result in results), "a job answered wrongly")
+
+
+async def _one_at_a_time(jobs: Jobs, adapter: AsyncClientAdapter, window: Window) -> None:
+    await _warm_up(jobs, adapter)
+    wrong = 0
+    window.start()
+    for _ in range(jobs.n):
+        if await adapter.submit(jobs.function, jobs.payload) != jobs.expected:
+            wrong += 1
+    window.stop()
+    check(wrong == 0, f"{wrong} jobs answered wrongly")
+
+
+async def _concurrent(jobs: Jobs, adapter: AsyncClientAdapter, window: Window) -> None:
+    """CONC_TASKS submitters share the adapter, each one job at a time, n jobs in all.
+
+    The window includes starting the submitters (for 100 threads a few ms,
+    which a measurement sized to --target-seconds amortises).
+    """
+    await _warm_up(jobs, adapter)
+    tally = Tally(jobs.n)
+
+    async def submitter() -> None:
+        while tally.claim():
+            tally.answer(await adapter.submit(jobs.function, jobs.payload) == jobs.expected)
+
+    window.start()
+    await adapter.run_concurrently(submitter, CONC_TASKS)
+    window.stop()
+    check(tally.answered == jobs.n, f"{tally.answered} answers for {jobs.n} jobs")
+    check(tally.wrong == 0, f"{tally.wrong} jobs answered wrongly")
+
+
+#: The client side of each scenario (drain has none).
+_CLIENT_DRIVERS = {
+    "fill": _fill,
+    "bg": _background,
+    "pipe": _pipelined,
+    "conc": _concurrent,
+    "fg": _one_at_a_time,
+    "large": _one_at_a_time,
+}
+
+
+async def run_client(options: Options, adapter: AsyncClientAdapter) -> None:
+    """The client side of `options.scenario`, measured and reported."""
+    driver = _CLIENT_DRIVERS.get(options.scenario)
+    if driver is None:
+        fail(f"the {options.scenario} scenario has no client side (fill queues its jobs)")
     window = Window()
-    if options.scenario == "drain":
-        fail("the drain scenario has no client side (use --scenario fill to queue jobs)")
-    if options.scenario == "fill":
-        window.start()
-        adapter.submit_background_many(function, payload, n)
-        window.stop()
-    elif options.scenario == "bg":
-        adapter.submit_background(function, payload)  # warm-up
-        window.start()
-        for _ in range(n):
-            adapter.submit_background(function, payload)
-        window.stop()
-    else:
-        # The warm-up job is small in every scenario: it waits for the worker
-        # and checks its answer; big payloads are for the measured jobs.
-        small = make_payload(len(SMALL_PAYLOAD))
-        warm_up = adapter.submit(function, small)
-        check(
-            warm_up == expected_result(options.scenario, small),
-            f"warm-up job answered {warm_up[:40]!r}, not the expected",
-        )
-        if options.scenario == "pipe":
-            window.start()
-            results = adapter.submit_many(function, payload, n)
-            window.stop()
-            check(len(results) == n, f"{len(results)} results for {n} jobs")
-            check(all(result == expected for result in results), "a job answered wrongly")
-        else:  # fg, large
-            wrong = 0
-            window.start()
-            for _ in range(n):
-                if adapter.submit(function, payload) != expected:
-                    wrong += 1
-            window.stop()
-            check(wrong == 0, f"{wrong} jobs answered wrongly")
-    report(options, window, n)
+    await driver(Jobs(options), adapter, window)
+    report(options, window, options.n)
 
 
 def reverse(payload: bytes) -> bytes:
@@ -280,7 +460,39 @@ def main(
     worker: Callable[[Options], WorkerAdapter],
     argv: list[str] | None = None,
 ) -> None:
-    """Parse the command line and run one side of one scenario."""
+    """Run one side of one scenario with a blocking library's adapters."""
+
+    def client_side(options: Options) -> None:
+        drive(run_client(options, Blocking(client(options))))
+
+    _run_side(client_side, worker, argv)
+
+
+def main_async(
+    client: Callable[[Options], AsyncClientAdapter],
+    worker: Callable[[Options], WorkerAdapter],
+    run: Callable[[Callable[[], Awaitable[None]]], object],
+    argv: list[str] | None = None,
+) -> None:
+    """Run one side of one scenario with an async library's adapters.
+
+    The client side runs in `run(async_function)` (``trio.run``, say), and
+    `client(options)` is called inside it; the worker adapter's `serve`
+    runs its own event loop.
+    """
+
+    async def client_task(options: Options) -> None:
+        await run_client(options, client(options))
+
+    _run_side(lambda options: run(lambda: client_task(options)), worker, argv)
+
+
+def _run_side(
+    client_side: Callable[[Options], object],
+    worker: Callable[[Options], WorkerAdapter],
+    argv: list[str] | None,
+) -> None:
+    """Parse the command line and run one side of one scenario; leave the process."""
     options = parse_options(argv)
     start_watchdog(options.timeout, f"{options.role} {options.scenario}")
     # BENCH_PROFILE=prefix: write cProfile statistics to prefix.<role>.prof.
@@ -290,7 +502,7 @@ def main(
         if profiler is not None:
             profiler.enable()
         if options.role == "client":
-            run_client(options, client(options))
+            client_side(options)
         else:
             run_worker(options, worker(options))
     except Exception as error:  # report it as the harness expects, then leave

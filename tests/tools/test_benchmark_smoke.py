@@ -1,11 +1,11 @@
 """The end-to-end benchmark (benchmarks/run) still runs: a tiny workload, no timings asserted.
 
-Our binding always takes part, and in a git checkout also ``ours@HEAD``: the
-binding of the last commit, extracted by the harness, for the before/after
-comparison. libgearman's C contender takes part when a compiler and
-libgearman's headers are installed (scripts/setup installs both). The peers
-(gear, pygearman) are left out: they need their own virtual environment,
-which needs a package index.
+Our two bindings (blocking ``ours``, ``ours-trio``) always take part, and in
+a git checkout also ``ours@HEAD``: the blocking binding of the last commit,
+extracted by the harness, for the before/after comparison. libgearman's C
+contender takes part when a compiler and libgearman's headers are installed
+(scripts/setup installs both). The peers (gear, pygearman) are left out:
+they need their own virtual environment, which needs a package index.
 """
 
 from __future__ import annotations
@@ -18,8 +18,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks import harness
+
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = {"fg", "pipe", "bg", "drain", "large-64KiB"}
+SCENARIOS = {"fg", "pipe", "conc", "bg", "drain", "large-64KiB"}
+#: The scenario keys each contender takes part in (the others' are all of SCENARIOS).
+TAKES_PART = {
+    "ours-trio": {"fg", "pipe", "conc", "bg", "drain"},
+    "libgearman": SCENARIOS - {"conc"},
+}
 
 
 def c_contender_can_build() -> bool:
@@ -44,7 +51,7 @@ def test_benchmark_runs_every_scenario_and_writes_valid_results(
     gearmand_path: str, tmp_path: Path
 ) -> None:
     head = head_commit()
-    contenders = ["ours"]
+    contenders = ["ours", "ours-trio"]
     contenders += ["ours@HEAD"] if head else []
     contenders += ["libgearman"] if c_contender_can_build() else []
     output = tmp_path / "results"
@@ -65,6 +72,9 @@ def test_benchmark_runs_every_scenario_and_writes_valid_results(
     assert {scenario["key"] for scenario in results["scenarios"]} == SCENARIOS
     for key in SCENARIOS:
         for name in contenders:
+            if key not in TAKES_PART.get(name, SCENARIOS):
+                assert name not in results["summary"][key], (key, name)
+                continue
             figures = results["summary"][key][name]
             assert figures["errors"] == [], (key, name, figures["errors"])
             assert figures["samples"] == 1
@@ -83,6 +93,7 @@ def test_benchmark_runs_every_scenario_and_writes_valid_results(
     assert table.endswith(done.stdout)
     for key in SCENARIOS:
         assert f"| {key} | " in table
+    assert "conc goal: ours-trio's conc jobs/s ÷ ours' fg jobs/s = " in table
     assert "FAILED" not in done.stderr
     if head:
         check_before_and_after(results, table, head)
@@ -119,6 +130,51 @@ def check_before_and_after(results: dict[str, Any], table: str, head: str) -> No
         for cell in (new, new_spread, old_figure, old_spread, ratio):
             assert cell != "-", row
     assert seen == expected
+
+
+def fake_revision(root: Path, *, thread_safe: bool) -> Path:
+    """A tree laid out like ours whose gearman has the API names only, and a gearman.trio
+    that cannot be imported (as where trio is not installed)."""
+    (root / "gearman_proto").mkdir(parents=True)
+    (root / "gearman_proto" / "__init__.py").write_text("")
+    package = root / "bindings" / "gearman"
+    package.mkdir(parents=True)
+    runtime = "    runtime_factory = None\n" if thread_safe else ""
+    (package / "__init__.py").write_text(
+        "JOB_COMPLETE = JOB_CREATED = 'state'\n"
+        "class GearmanClient:\n"
+        f"{runtime}"
+        "    submit_job = submit_multiple_jobs = None\n"
+        "class GearmanWorker:\n"
+        "    register_task = work = after_job = None\n"
+    )
+    (package / "trio.py").write_text("import trio_is_not_installed_here\n")
+    return root
+
+
+def test_a_revision_without_a_thread_safe_client_skips_conc(tmp_path: Path) -> None:
+    root = fake_revision(tmp_path / "old", thread_safe=False)
+    old = harness.make_ours("ours@old", root, "0" * 40, harness.BINDINGS["ours"])
+    assert old.available, old.reason
+    assert old.scenarios == harness.ALL_KINDS - {"conc"}
+    assert "lacks GearmanClient.runtime_factory, so it skips conc" in old.note
+
+    root = fake_revision(tmp_path / "new", thread_safe=True)
+    new = harness.make_ours("ours@new", root, "1" * 40, harness.BINDINGS["ours"])
+    assert new.available, new.reason
+    assert new.scenarios == harness.ALL_KINDS
+    assert not new.note
+
+
+def test_the_trio_contender_is_left_out_where_gearman_trio_does_not_import(
+    tmp_path: Path,
+) -> None:
+    root = fake_revision(tmp_path, thread_safe=True)
+    trio = harness.make_ours("ours-trio", root, "tree", harness.BINDINGS["ours-trio"])
+    assert not trio.available
+    assert "gearman lacks trio.GearmanClient" in trio.reason
+    assert "gearman.trio: ModuleNotFoundError" in trio.reason
+    assert "trio_is_not_installed_here" in trio.reason
 
 
 def test_report_rerenders_a_saved_run(tmp_path: Path) -> None:
