@@ -1,0 +1,288 @@
+"""The asyncio runtime: one reader and one writer task per link, waiters parked on events.
+
+Owns: opening links (``asyncio.open_connection``, or any stream pair from a
+user's ``open_stream``), the reader and writer tasks of each link,
+deadlines (``poll_timeout``) and cancellation in asyncio's idiom
+(``asyncio.wait_for``, ``asyncio.timeout``, ``Task.cancel``), and the task
+group jobs run in.  What the tasks share with every other runtime (the
+bytes owed, events to the sink, giving a link up, stalled writes) is
+:mod:`gearman._links`.  Standard library only; runs on any event loop that
+implements asyncio's (uvloop included).  Makes no protocol decision
+(``gearman_proto``) and shapes nothing (the kernel).
+
+A cancelled task only ever ends its own wait; a write is cancelled only by
+giving the link up, which goes through the core (``send_failed``) like any
+broken link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import gearman_proto as proto
+
+from . import errors
+from ._links import Link, Links
+from ._runtime import AnyConnection, EventSink
+from ._sockets import tune
+
+__all__ = ["READ_SIZE", "WRITE_CHUNK", "AsyncioRuntime", "OpenStream", "open_tcp_stream"]
+
+logger = logging.getLogger("gearman.io")
+
+T = TypeVar("T")
+
+#: bytes asked of the stream per read: many packets per read.
+READ_SIZE = 256 * 1024
+
+#: bytes per write and ``drain()``: progress is counted per chunk.
+WRITE_CHUNK = 256 * 1024
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+#: opens the stream pair of one link; the default is :func:`open_tcp_stream`.
+OpenStream = Callable[[proto.ServerAddress], Awaitable[Streams]]
+
+
+async def open_tcp_stream(server: proto.ServerAddress) -> Streams:
+    """A TCP stream pair to *server*, with a read buffer fit for large payloads."""
+    return await asyncio.open_connection(server.host, server.port, limit=READ_SIZE)
+
+
+class _AsyncioLink(Link):
+    """A link's stream pair, its writer's event and its two tasks."""
+
+    __slots__ = ("reader", "tasks", "wanted", "writer")
+
+    def __init__(
+        self,
+        server: proto.ServerAddress,
+        streams: Streams,
+        connection: AnyConnection,
+    ) -> None:
+        super().__init__(server, connection)
+        self.reader, self.writer = streams
+        self.wanted = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def wake_writer(self) -> None:
+        self.wanted.set()
+
+    def stop(self) -> None:
+        current = asyncio.current_task()
+        for task in self.tasks:
+            if task is not current:
+                task.cancel()
+        self.writer.close()
+
+
+class AsyncioRuntime:
+    """The :class:`gearman._runtime.AsyncRuntime` on asyncio.
+
+    Args:
+        on_event: receives every event read, and each link's end.
+        keepalive: TCP keepalive on TCP links.
+        connect_timeout: the cap of one connect (None: only the deadline).
+        open_stream: opens a link's ``(StreamReader, StreamWriter)`` (default:
+            TCP to the server); TLS or any other transport will do.
+    """
+
+    def __init__(
+        self,
+        on_event: EventSink,
+        *,
+        keepalive: bool = True,
+        connect_timeout: float | None = 5.0,
+        open_stream: OpenStream | None = None,
+    ) -> None:
+        self.keepalive = keepalive
+        self.connect_timeout = connect_timeout
+        self._open_stream: OpenStream = open_stream or open_tcp_stream
+        self._links = Links(on_event)
+        self._connecting: asyncio.Lock | None = None
+        self._jobs: set[asyncio.Task[Any]] | None = None
+
+    def now(self) -> float:
+        """The running loop's clock."""
+        return asyncio.get_running_loop().time()
+
+    # ------------------------------------------------------------- links
+
+    def connected(self, server: proto.ServerAddress) -> bool:
+        """Whether a link to *server* is open."""
+        return server in self._links
+
+    async def connect(
+        self,
+        server: proto.ServerAddress,
+        connection: Callable[[], AnyConnection],
+        deadline: float | None,
+    ) -> None:
+        """Open a link to *server* by *deadline* (and within ``connect_timeout``).
+
+        Raises :class:`gearman.errors.ConnectionError`.
+        """
+        now = self.now()
+        limit = deadline
+        if self.connect_timeout is not None:
+            cap = now + self.connect_timeout
+            limit = cap if limit is None or cap < limit else limit
+        try:
+            await asyncio.wait_for(
+                self._connect(server, connection), None if limit is None else max(0.0, limit - now)
+            )
+        except asyncio.TimeoutError:
+            raise errors.ConnectionError(f"cannot connect to {server}: timed out") from None
+        except OSError as error:
+            raise errors.ConnectionError(f"cannot connect to {server}: {error}") from error
+
+    async def _connect(
+        self, server: proto.ServerAddress, connection: Callable[[], AnyConnection]
+    ) -> None:
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:  # one connect at a time: no duplicate links
+            if server in self._links:
+                return  # another task connected it meanwhile
+            streams = await self._open_stream(server)
+            sock = streams[1].get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                tune(sock, self.keepalive)
+            link = _AsyncioLink(server, streams, connection())
+            self._links.add(link)
+            link.tasks = [
+                asyncio.ensure_future(self._read_loop(link)),
+                asyncio.ensure_future(self._write_loop(link)),
+            ]
+
+    def close(self, server: proto.ServerAddress) -> None:
+        """Close the link to *server* now; its end reaches the sink."""
+        self._links.close(server)
+
+    async def _read_loop(self, link: _AsyncioLink) -> None:
+        reader = link.reader
+        received = self._links.received
+        try:
+            while True:
+                try:
+                    data = await reader.read(READ_SIZE)
+                except OSError as error:
+                    self._links.read_failed(link, error)
+                    return
+                if not received(link, data):
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug here must not leave the link half alive
+            logger.exception("%s: reader failed", link.server)
+            self._links.give_up(link, link.connection.abandon())
+
+    async def _write_loop(self, link: _AsyncioLink) -> None:
+        writer = link.writer
+        pending = link.pending
+        while True:
+            await link.wanted.wait()
+            link.wanted.clear()
+            while pending:
+                data = memoryview(pending.popleft())
+                link.sending = True
+                try:
+                    for start in range(0, len(data), WRITE_CHUNK):
+                        chunk = data[start : start + WRITE_CHUNK]
+                        writer.write(chunk)
+                        await writer.drain()
+                        link.written += len(chunk)
+                except (OSError, RuntimeError) as error:  # RuntimeError: a closed transport
+                    self._links.write_failed(link, error)
+                    return
+                link.sending = False
+            self._links.wrote()
+
+    # ------------------------------------------------------------ waiting
+
+    def flush(self) -> None:
+        """Hand what every core connection queued to its writer."""
+        self._links.flush()
+
+    async def drain(self, deadline: float | None) -> bool:
+        """Wait until every byte queued so far is written (see the interface)."""
+        self._links.flush()
+        return await self.wait(self._links.drained(self._links.marks()), deadline)
+
+    async def wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
+        """Park until *done()*, *deadline*, or a link's end; see
+        :meth:`gearman._links.Links.end_wait` for a wait that ends unwoken
+        (its deadline, or the task's cancellation)."""
+        if done():
+            return True
+        event = asyncio.Event()
+        marks = self._links.begin_wait(event, done)
+        timeout = None if deadline is None else max(0.0, deadline - self.now())
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._links.end_wait(event, marks, event.is_set())
+        return done()
+
+    def wake(self) -> None:
+        """Make every waiter look at its condition again."""
+        self._links.waiters.check()
+
+    def lock(self) -> asyncio.Lock:
+        """A new ``asyncio.Lock``."""
+        return asyncio.Lock()
+
+    # --------------------------------------------------------------- jobs
+
+    @contextlib.asynccontextmanager
+    async def job_group(self) -> AsyncIterator[object]:
+        """The tasks of one ``work()`` call's jobs.
+
+        Leaving waits for the jobs still running and raises the first error
+        one of them raised; an error or cancellation of the body cancels
+        them (and waits until they have reported themselves).
+        """
+        tasks: set[asyncio.Task[Any]] = set()
+        self._jobs = tasks
+        try:
+            yield tasks
+            while tasks:
+                await asyncio.wait(set(tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+            raise
+        finally:
+            self._jobs = None
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    def run_job(self, job: Callable[[T], Awaitable[object]], argument: T) -> None:
+        """Start ``job(argument)`` as a task of the open job group."""
+        if self._jobs is None:
+            raise RuntimeError("run_job() outside job_group()")
+        coroutine: Coroutine[Any, Any, object] = job(argument)  # type: ignore[assignment]
+        task = asyncio.ensure_future(coroutine)
+        self._jobs.add(task)
+
+    async def aclose(self, grace: float) -> None:
+        """Write what is queued (at most *grace* s, also when cancelled), then close
+        every link."""
+        try:
+            await asyncio.shield(self._drain_briefly(grace))
+        finally:
+            self._links.close_all()
+
+    async def _drain_briefly(self, grace: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.drain(None), grace)
