@@ -132,7 +132,9 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         finishes the jobs in hand (running any a server assigned
         meanwhile) and closes the connections.
         """
-        self._continue = bool(await maybe_await(self.after_poll(False)))
+        self._continue = True
+        keep_going = bool(await maybe_await(self.after_poll(False)))
+        self._continue = self._continue and keep_going  # stop() meanwhile
         io = self._io
         session = self._session
         session.accepting = True
@@ -144,10 +146,12 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
                     wait = self._kernel.next_wait(poll_timeout)
                     if wait.reconnect:
                         await self._connect(wait.connect_by)
+                    io.flush()  # what the timers queued (epoch wake-up grabs)
                     activity = await io.wait(self._has_news, wait.until)
                     self._start_jobs()
                     if self._continue:
-                        self._continue = bool(await maybe_await(self.after_poll(activity)))
+                        keep_going = bool(await maybe_await(self.after_poll(activity)))
+                        self._continue = self._continue and keep_going  # stop() meanwhile
                 session.accepting = False  # grab no more ...
                 io.flush()
                 while session.held_jobs:  # ... but finish the jobs in hand
