@@ -119,6 +119,7 @@ class Links:
         server = link.server
         for event in events:
             on_event(server, event)
+        self.flush()  # what the sink queued, on any link (a worker's grab moving elsewhere)
         if ended:
             self.waiters.wake_all()
             return False
