@@ -1,4 +1,4 @@
-"""Helpers for the tests of the blocking ``gearman`` binding against real peers.
+"""Helpers for the binding tests against real peers, for every runtime.
 
 - `unique_name`: a fresh function name per test, so tests sharing the
   session gearmand never see each other's jobs.
@@ -9,24 +9,41 @@
   ``after_poll`` return False), and re-raises in the test whatever
   escaped ``work()``.
 - `wait_for_workers`: wait until gearmand lists N workers for a function.
+- `sockets_connected_to`: this process's sockets connected to a server
+  (what the OS says, whichever runtime opened them).
+- `count_writes`: record every write a runtime makes to its links.
+
+Helpers that make binding objects take the ``runtime`` (the module, or the
+sync facade, the ``runtime`` fixture gives) as their first argument.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import threading
 import time
+import types
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
-from gearman import GearmanAdminClient, GearmanJob, GearmanWorker
+import pytest
+import trio
+
+import gearman
+from gearman import GearmanJob, GearmanWorker
+from gearman._blocking import BlockingRuntime
 
 __all__ = [
     "WorkerThread",
     "admin_status",
+    "count_writes",
     "reverse",
     "serving",
+    "sockets_connected_to",
     "unique_name",
     "wait_for_workers",
     "wait_until",
@@ -63,20 +80,23 @@ def wait_until(
         time.sleep(interval)
 
 
-def admin_status(address: str, task: str) -> dict[str, Any] | None:
+def admin_status(runtime: types.ModuleType, address: str, task: str) -> dict[str, Any] | None:
     """gearmand's ``status`` line for *task* on *address*, or None."""
-    with GearmanAdminClient([address], poll_timeout=5.0) as admin:
+    with runtime.GearmanAdminClient([address], poll_timeout=5.0) as admin:
+        line: dict[str, Any]
         for line in admin.get_status():
             if line["task"] == task:
                 return line
     return None
 
 
-def wait_for_workers(address: str, task: str, count: int = 1, timeout: float = DEADLINE) -> None:
+def wait_for_workers(
+    runtime: types.ModuleType, address: str, task: str, count: int = 1, timeout: float = DEADLINE
+) -> None:
     """Wait until gearmand on *address* counts *count* workers for *task*."""
 
     def registered() -> bool:
-        line = admin_status(address, task)
+        line = admin_status(runtime, address, task)
         return line is not None and line["workers"] == count
 
     wait_until(registered, timeout, interval=0.02, message=f"{count} worker(s) for {task!r}")
@@ -154,14 +174,88 @@ def reverse(worker: GearmanWorker, job: GearmanJob) -> Any:
 
 
 def serving(
+    runtime: types.ModuleType,
     hosts: Any,
     tasks: dict[str | bytes, Callable[[GearmanWorker, GearmanJob], Any]],
-    worker_class: type[GearmanWorker] = GearmanWorker,
+    worker_class: type[GearmanWorker] | None = None,
     poll_timeout: float | None = 0.1,
     **kwargs: Any,
 ) -> WorkerThread:
-    """A `WorkerThread` (not started yet: use ``with``) serving *tasks* on *hosts*."""
-    worker = worker_class(hosts, **kwargs)
+    """A `WorkerThread` (not started yet: use ``with``) serving *tasks* on *hosts*
+    with a *worker_class* (default: the runtime's ``GearmanWorker``)."""
+    worker = (worker_class or runtime.GearmanWorker)(hosts, **kwargs)
     for name, function in tasks.items():
         worker.register_task(name, function)
     return WorkerThread(worker, poll_timeout=poll_timeout)
+
+
+def _peer(sock: socket.socket) -> tuple[str, int] | None:
+    try:
+        host, port = sock.getpeername()[:2]
+    except (OSError, ValueError):  # not connected, or not an inet socket
+        return None
+    return host, port
+
+
+@contextlib.contextmanager
+def sockets_connected_to(host: str, port: int) -> Iterator[dict[int, socket.socket]]:
+    """This process's TCP sockets whose peer is *host*:*port*, by descriptor.
+
+    Each value is a duplicate of the descriptor (closed when the block
+    ends), to read socket options from.  Linux: read from /proc/self/fd.
+    """
+    found: dict[int, socket.socket] = {}
+    sockets = []  # all looked at before the first dup, which takes a free number
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                sockets.append(int(name))
+    try:
+        for fd in sockets:
+            try:
+                duplicate = socket.socket(fileno=os.dup(fd))
+            except OSError:  # closed meanwhile
+                continue
+            if duplicate.type == socket.SOCK_STREAM and _peer(duplicate) == (host, port):
+                found[fd] = duplicate
+            else:
+                duplicate.close()
+        yield found
+    finally:
+        for duplicate in found.values():
+            duplicate.close()
+
+
+def _server_text(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def count_writes(
+    runtime: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[str, int]]:
+    """From now on, record ``(server, bytes)`` for every write *runtime* makes to a link.
+
+    The blocking runtime writes in ``BlockingRuntime._write``; the trio
+    runtime with ``trio.SocketStream.send_all``.
+    """
+    writes: list[tuple[str, int]] = []
+    if runtime is gearman:
+        real_write = BlockingRuntime._write
+
+        def counting_write(self: BlockingRuntime, link: Any, data: bytes) -> None:
+            writes.append((str(link.server), len(data)))
+            real_write(self, link, data)
+
+        monkeypatch.setattr(BlockingRuntime, "_write", counting_write)
+    elif runtime.runtime_name == "trio":
+        real_send_all = trio.SocketStream.send_all
+
+        async def counting_send_all(self: trio.SocketStream, data: Any) -> None:
+            peer = _peer(self.socket)  # type: ignore[arg-type]
+            writes.append((_server_text(*peer) if peer else "?", len(data)))
+            await real_send_all(self, data)
+
+        monkeypatch.setattr(trio.SocketStream, "send_all", counting_send_all)
+    else:
+        raise NotImplementedError(f"count_writes for {runtime!r}")
+    return writes

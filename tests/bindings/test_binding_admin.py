@@ -1,4 +1,4 @@
-"""The blocking ``gearman.GearmanAdminClient`` against a real gearmand.
+"""``GearmanAdminClient`` of every runtime against a real gearmand.
 
 Every method of ANCHORS.md 2.7 (python-gearman 2.0.2 plus master) and our
 additions, with the effects of ``maxqueue`` and ``cancel job`` on clients.
@@ -22,6 +22,7 @@ from _binding_helpers import (
     wait_for_workers,
 )
 
+import gearman
 from devtools.gearmand import Gearmand, pick_free_port
 from gearman import (
     JOB_COMPLETE,
@@ -44,10 +45,11 @@ def admin(runtime: types.ModuleType, address: str) -> GearmanAdminClient:
     return runtime.GearmanAdminClient([address])
 
 
-def test_module_constants(runtime: types.ModuleType) -> None:
+def test_module_constants() -> None:
+    """python-gearman's module path of the class: the blocking binding's own."""
     assert ECHO_STRING == "ping? pong!"
     assert DEFAULT_ADMIN_CLIENT_TIMEOUT == 10.0
-    assert admin_client.GearmanAdminClient is runtime.GearmanAdminClient
+    assert admin_client.GearmanAdminClient is gearman.GearmanAdminClient
 
 
 def test_ping_server(admin: GearmanAdminClient) -> None:
@@ -88,7 +90,7 @@ def test_get_status_counts_queued_running_and_workers(
         assert release.wait(10)
         return b""
 
-    with serving([address], {task: hold}):
+    with serving(runtime, [address], {task: hold}):
         assert started.wait(10)
         (line,) = [s for s in admin.get_status() if s["task"] == task]
         assert (line["queued"], line["running"], line["workers"]) == (3, 1, 1)
@@ -104,7 +106,7 @@ def test_get_workers_lists_tasks_and_client_ids(
     worker.register_task(first, reverse)
     worker.register_task(second.encode(), reverse)
     with WorkerThread(worker):
-        wait_for_workers(address, second)
+        wait_for_workers(runtime, address, second)
         mine = [w for w in admin.get_workers() if w["client_id"] == client_id]
     (entry,) = mine
     assert set(entry) == {"file_descriptor", "ip", "client_id", "tasks"}
@@ -185,7 +187,7 @@ def test_cancel_job_fails_a_queued_foreground_job(
     client.wait_until_jobs_completed([request], poll_timeout=10)
     assert (request.state, request.complete, request.timed_out) == (JOB_FAILED, True, False)
     # the job stays listed as abandoned until a worker would grab it
-    with serving([address], {task: reverse}):
+    with serving(runtime, [address], {task: reverse}):
         survivor = client.submit_job(task, b"ok", poll_timeout=10)
     assert (survivor.state, survivor.result) == (JOB_COMPLETE, b"ko")
 
@@ -252,11 +254,11 @@ def test_context_manager_closes_the_connection(runtime: types.ModuleType, addres
     assert admin.ping_server() >= 0  # reconnects on demand
 
 
-def test_status_of_function_with_a_worker(address: str) -> None:
+def test_status_of_function_with_a_worker(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("one")
-    with serving([address], {task: reverse}):
-        wait_for_workers(address, task)
-        assert admin_status(address, task) == {
+    with serving(runtime, [address], {task: reverse}):
+        wait_for_workers(runtime, address, task)
+        assert admin_status(runtime, address, task) == {
             "task": task,
             "queued": 0,
             "running": 0,

@@ -145,7 +145,7 @@ def test_threads_share_one_client_and_each_gets_its_own_answers(
         except BaseException as error:
             failures.append(error)
 
-    with serving([gearmand.address], {task: reverse}):
+    with serving(runtime, [gearmand.address], {task: reverse}):
         threads = [threading.Thread(target=submitter, args=(n,)) for n in range(6)]
         for thread in threads:
             thread.start()
@@ -230,6 +230,7 @@ def test_an_encoder_returning_str_is_sent_utf8_on_both_sides(
         data_encoder = JSONEncoder
 
     task = unique_name("json")
-    with serving([gearmand.address], {task: lambda worker, job: {"got": job.data}}, Worker):
+    tasks = {task: lambda worker, job: {"got": job.data}}
+    with serving(runtime, [gearmand.address], tasks, Worker):
         request = Client([gearmand.address]).submit_job(task, ["é", 1], poll_timeout=10)
     assert request.result == {"got": ["é", 1]}

@@ -1,4 +1,4 @@
-"""The blocking ``gearman.GearmanClient`` against a real gearmand and our worker.
+"""``GearmanClient`` of every runtime against a real gearmand and our worker.
 
 Covers every submission mode of python-gearman 2.0.2 (ANCHORS.md 2.5, the
 table of 2.10), priorities, the multi-request calls, status queries, the
@@ -17,6 +17,7 @@ import pytest
 from _binding_helpers import (
     WorkerThread,
     admin_status,
+    count_writes,
     reverse,
     serving,
     unique_name,
@@ -35,13 +36,11 @@ from gearman import (
     PRIORITY_HIGH,
     PRIORITY_LOW,
     PRIORITY_NONE,
-    GearmanClient,
     GearmanJob,
     GearmanJobRequest,
     GearmanWorker,
     errors,
 )
-from gearman._blocking import BlockingRuntime
 from gearman._client_kernel import all_settled
 
 
@@ -66,7 +65,7 @@ def blocking_task(started: threading.Event, release: threading.Event) -> Any:
 
 def test_foreground_job_completes_with_its_result(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("rev")
-    with serving([address], {task: reverse}):
+    with serving(runtime, [address], {task: reverse}):
         client = runtime.GearmanClient([address])
         request = client.submit_job(task, b"hello", poll_timeout=10)
     assert isinstance(request, GearmanJobRequest)
@@ -93,7 +92,7 @@ def test_every_priority_and_mode_is_accepted(
         done.set()
         return job.data.upper()
 
-    with serving([address], {task: record}):
+    with serving(runtime, [address], {task: record}):
         client = runtime.GearmanClient([address])
         request = client.submit_job(
             task, b"abc", priority=priority, background=background, poll_timeout=10
@@ -132,7 +131,7 @@ def test_high_priority_job_overtakes_normal_ones_queued_before_it(
         order.append(job.data)
         return b""
 
-    with serving([address], {task: record}):
+    with serving(runtime, [address], {task: record}):
         wait_until(lambda: len(order) == 5, message="all five jobs run")
     assert order == [b"high", b"normal-1", b"normal-2", b"normal-3", b"low"]
 
@@ -146,7 +145,12 @@ def test_background_job_is_complete_once_created(runtime: types.ModuleType, addr
         )
         assert (request.state, request.complete, request.timed_out) == (JOB_CREATED, True, False)
         assert request.job.handle
-    assert admin_status(address, task) == {"task": task, "queued": 2, "running": 0, "workers": 0}
+    assert admin_status(runtime, address, task) == {
+        "task": task,
+        "queued": 2,
+        "running": 0,
+        "workers": 0,
+    }
 
 
 def test_wait_until_complete_false_returns_at_creation(
@@ -154,7 +158,7 @@ def test_wait_until_complete_false_returns_at_creation(
 ) -> None:
     task = unique_name("held")
     started, release = threading.Event(), threading.Event()
-    with serving([address], {task: blocking_task(started, release)}):
+    with serving(runtime, [address], {task: blocking_task(started, release)}):
         client = runtime.GearmanClient([address])
         request = client.submit_job(task, b"x", wait_until_complete=False, poll_timeout=10)
         assert (request.state, request.complete, request.timed_out) == (JOB_CREATED, False, False)
@@ -209,7 +213,7 @@ def test_failed_state_equals_job_failed(runtime: types.ModuleType, address: str)
     def fail(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         raise RuntimeError("expected by the test")
 
-    with serving([address], {task: fail}):
+    with serving(runtime, [address], {task: fail}):
         request = runtime.GearmanClient([address]).submit_job(task, b"x", poll_timeout=10)
     assert request.state == JOB_FAILED == "FAILED"
     assert (request.complete, request.timed_out, request.result) == (True, False, None)
@@ -222,7 +226,7 @@ def test_submit_multiple_jobs_returns_requests_in_order(
     runtime: types.ModuleType, address: str
 ) -> None:
     task = unique_name("multi")
-    with serving([address], {task: reverse}):
+    with serving(runtime, [address], {task: reverse}):
         client = runtime.GearmanClient([address])
         jobs = [
             {"task": task, "data": b"one"},
@@ -264,7 +268,7 @@ def test_submit_multiple_requests_with_prepared_requests(
             GearmanJob(None, None, task, unique_name("u"), b"xyz"), initial_priority=PRIORITY_LOW
         ),
     ]
-    with serving([address], {task: reverse}):
+    with serving(runtime, [address], {task: reverse}):
         client = runtime.GearmanClient([address])
         returned = client.submit_multiple_requests(requests, poll_timeout=10)
     assert returned == requests
@@ -281,7 +285,7 @@ def test_wait_until_jobs_accepted_then_completed(runtime: types.ModuleType, addr
         client.send_job_request(request)
     assert client.wait_until_jobs_accepted(requests, poll_timeout=10) == requests
     assert all(r.state == JOB_CREATED and not r.timed_out for r in requests)
-    with serving([address], {task: reverse}):
+    with serving(runtime, [address], {task: reverse}):
         client.wait_until_jobs_completed(requests, poll_timeout=10)
     assert [r.result for r in requests] == [b"0", b"1", b"2"]
 
@@ -290,8 +294,8 @@ def test_wait_until_any_job_completed(runtime: types.ModuleType, address: str) -
     slow_task, fast_task = unique_name("slow"), unique_name("fast")
     started, release = threading.Event(), threading.Event()
     with (
-        serving([address], {slow_task: blocking_task(started, release)}),
-        serving([address], {fast_task: reverse}),
+        serving(runtime, [address], {slow_task: blocking_task(started, release)}),
+        serving(runtime, [address], {fast_task: reverse}),
     ):
         client = runtime.GearmanClient([address])
         slow = client.submit_job(slow_task, b"s", wait_until_complete=False, poll_timeout=10)
@@ -332,7 +336,7 @@ def test_get_job_status_of_queued_running_and_finished_jobs(
             assert release.wait(10)
         return b"done"
 
-    with serving([address], {task: progress}):
+    with serving(runtime, [address], {task: progress}):
         running = client.submit_job(task, b"run", wait_until_complete=False, poll_timeout=10)
         assert reported.wait(10)
 
@@ -395,7 +399,7 @@ def test_status_by_handle_and_by_unique_from_another_client(
     fg_status = observer.get_status_by_unique(foreground.job.unique, poll_timeout=10)
     assert (fg_status["known"], fg_status["client_count"]) == (True, 1)
 
-    with serving([address], {task: reverse}):
+    with serving(runtime, [address], {task: reverse}):
         submitter.wait_until_jobs_completed([foreground], poll_timeout=10)
         wait_until(
             lambda: not observer.get_status_by_handle(background.job.handle)["known"],
@@ -436,7 +440,7 @@ def test_job_and_request_attributes(runtime: types.ModuleType, address: str) -> 
     assert "GearmanJobRequest" in repr(request)
     assert task in repr(job)
 
-    with serving([address], {task: reverse}):
+    with serving(runtime, [address], {task: reverse}):
         client = runtime.GearmanClient([address])
         client.submit_multiple_requests([request], poll_timeout=10)
         assert request.result == b"daolyap"
@@ -489,19 +493,11 @@ class JSONEncoder(gearman.DataEncoder):
         return json.loads(decodable_string)
 
 
-class JSONClient(GearmanClient):
-    data_encoder = JSONEncoder
-
-
-class JSONWorker(GearmanWorker):
-    data_encoder = JSONEncoder
-
-
 def test_default_encoder_takes_bytes_and_str_only(runtime: types.ModuleType, address: str) -> None:
     assert runtime.GearmanClient.data_encoder is gearman.NoopEncoder
     assert runtime.GearmanWorker.data_encoder is gearman.NoopEncoder
     task = unique_name("str")
-    with serving([address], {task: lambda worker, job: job.data}):
+    with serving(runtime, [address], {task: lambda worker, job: job.data}):
         client = runtime.GearmanClient([address])
         assert client.submit_job(task, "héllo", poll_timeout=10).result == "héllo".encode()
         assert client.submit_job(task, b"\xff\x00", poll_timeout=10).result == b"\xff\x00"
@@ -520,7 +516,13 @@ def test_json_encoder_on_client_and_worker(runtime: types.ModuleType, address: s
         worker.send_job_status(job, 1, 2)
         return {"sum": job.data["a"] + job.data["b"]}
 
-    with serving([address], {task: add}, worker_class=JSONWorker):
+    class JSONClient(runtime.GearmanClient):  # type: ignore[name-defined, misc]
+        data_encoder = JSONEncoder
+
+    class JSONWorker(runtime.GearmanWorker):  # type: ignore[name-defined, misc]
+        data_encoder = JSONEncoder
+
+    with serving(runtime, [address], {task: add}, worker_class=JSONWorker):
         client = JSONClient([address])
         request = client.submit_job(task, {"a": 2, "b": 3}, unique=unique, poll_timeout=10)
     assert request.result == {"sum": 5}
@@ -559,7 +561,7 @@ def test_many_threads_do_not_share_state(runtime: types.ModuleType, address: str
         client = runtime.GearmanClient([address])
         results[n] = client.submit_job(task, b"%d" % n, poll_timeout=10).result
 
-    with serving([address], {task: reverse}):
+    with serving(runtime, [address], {task: reverse}):
         threads = [threading.Thread(target=submit, args=(n,)) for n in range(4)]
         for thread in threads:
             thread.start()
@@ -587,14 +589,7 @@ def test_a_batch_of_submissions_leaves_in_one_write_per_server(
 ) -> None:
     servers = [gearmand_factory(), gearmand_factory()]
     client = runtime.GearmanClient([s.address for s in servers])
-    writes: list[tuple[str, int]] = []
-    real_write = BlockingRuntime._write
-
-    def counting_write(self: BlockingRuntime, link: Any, data: bytes) -> None:
-        writes.append((str(link.server), len(data)))
-        real_write(self, link, data)
-
-    monkeypatch.setattr(BlockingRuntime, "_write", counting_write)
+    writes = count_writes(runtime, monkeypatch)
     jobs = [{"task": unique_name("batch"), "data": b"%d" % i} for i in range(40)]
     requests = client.submit_multiple_jobs(jobs, background=True, poll_timeout=10)
     assert all(r.state == JOB_CREATED for r in requests)

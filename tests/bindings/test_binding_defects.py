@@ -20,7 +20,14 @@ import types
 from typing import Any
 
 import pytest
-from _binding_helpers import WorkerThread, reverse, serving, unique_name, wait_until
+from _binding_helpers import (
+    WorkerThread,
+    reverse,
+    serving,
+    sockets_connected_to,
+    unique_name,
+    wait_until,
+)
 
 from devtools.gearmand import Gearmand
 from gearman import (
@@ -29,7 +36,6 @@ from gearman import (
     JOB_FAILED,
     JOB_PENDING,
     GearmanJob,
-    GearmanWorker,
     errors,
 )
 
@@ -39,12 +45,16 @@ def address(gearmand: Gearmand) -> str:
     return gearmand.address
 
 
-class ExceptionWorker(GearmanWorker):
-    """Ends every job with WORK_EXCEPTION carrying the task's result."""
+def exception_worker(runtime: types.ModuleType) -> Any:
+    """A worker class of *runtime* that ends every job with WORK_EXCEPTION
+    carrying the task's result."""
 
-    def on_job_complete(self, current_job: GearmanJob, job_result: Any) -> bool:
-        self.send_job_exception(current_job, job_result)
-        return False
+    class ExceptionWorker(runtime.GearmanWorker):  # type: ignore[name-defined, misc]
+        def on_job_complete(self, current_job: GearmanJob, job_result: Any) -> bool:
+            self.send_job_exception(current_job, job_result)
+            return False
+
+    return ExceptionWorker
 
 
 # 2 ------------------------------------------------------------ '-' unique
@@ -75,7 +85,7 @@ def test_no_request_leak_after_many_jobs(runtime: types.ModuleType, gearmand_fac
     """Old: background and wait_until_complete=False requests stayed tracked forever."""
     server: Gearmand = gearmand_factory(verbose=None)
     background_task, foreground_task = unique_name("bg"), unique_name("fg")
-    with serving([server.address], {foreground_task: lambda worker, job: b""}):
+    with serving(runtime, [server.address], {foreground_task: lambda worker, job: b""}):
         client = runtime.GearmanClient([server.address])
 
         def one_round(background: int = 2000, foreground: int = 500) -> None:
@@ -124,7 +134,7 @@ def test_no_request_leak_after_many_jobs(runtime: types.ModuleType, gearmand_fac
 def test_status_after_completion_and_by_handle(runtime: types.ModuleType, address: str) -> None:
     """Old: get_job_status after completion raised KeyError; no status by bare handle."""
     task = unique_name("done")
-    with serving([address], {task: reverse}):
+    with serving(runtime, [address], {task: reverse}):
         client = runtime.GearmanClient([address])
         request = client.submit_job(task, b"ab", poll_timeout=10)
     assert request.state == JOB_COMPLETE
@@ -197,7 +207,7 @@ def test_worker_exception_is_logged_with_its_traceback(
         raise LookupError("the-detail")
 
     caplog.set_level(logging.ERROR, logger="gearman")
-    with serving([address], {task: broken}):
+    with serving(runtime, [address], {task: broken}):
         request = runtime.GearmanClient([address]).submit_job(task, b"", poll_timeout=10)
     assert request.state == JOB_FAILED
     logged = [r for r in caplog.records if r.name.startswith("gearman") and r.exc_info]
@@ -219,7 +229,7 @@ def test_task_returning_none_completes_with_empty_data(
     def nothing(worker: runtime.GearmanWorker, job: GearmanJob) -> None:
         return None
 
-    with serving([address], {task: nothing}) as runner:
+    with serving(runtime, [address], {task: nothing}) as runner:
         client = runtime.GearmanClient([address])
         first = client.submit_job(task, b"1", poll_timeout=10)
         second = client.submit_job(task, b"2", poll_timeout=10)
@@ -237,7 +247,8 @@ def test_work_exception_ends_the_request_of_an_opted_in_client(
 ) -> None:
     """Old: WORK_EXCEPTION never ended a request (and no OPTION_REQ was sent)."""
     task = unique_name("exc")
-    with serving([address], {task: lambda worker, job: b"the-exception"}, ExceptionWorker):
+    tasks = {task: lambda worker, job: b"the-exception"}
+    with serving(runtime, [address], tasks, exception_worker(runtime)):
         client = runtime.GearmanClient([address], exceptions=True)
         began = time.monotonic()
         request = client.submit_job(task, b"", poll_timeout=10)
@@ -252,16 +263,17 @@ def test_client_without_the_option_gets_the_failure_with_trailing_nul(
     """Old: gearmand's WORK_FAIL 'handle\\0' raised KeyError in the client."""
     task = unique_name("nul")
     caplog.set_level(logging.WARNING)
-    with serving([address], {task: lambda worker, job: b"hidden"}, ExceptionWorker):
+    tasks = {task: lambda worker, job: b"hidden"}
+    with serving(runtime, [address], tasks, exception_worker(runtime)):
         client = runtime.GearmanClient([address])  # no exceptions option
         request = client.submit_job(task, b"", poll_timeout=10)
-        link = next(iter(client._io._links.values()))
+        (connection,) = client._session.connections.values()  # the core's connection
         assert (request.state, request.exception, request.lost) == (JOB_FAILED, None, False)
         assert not request.timed_out
         # the same connection carries on: nothing was taken for a protocol error
         follow_up = client.submit_job(task, b"", poll_timeout=10)
         assert follow_up.state == JOB_FAILED
-        assert next(iter(client._io._links.values())) is link
+        assert tuple(client._session.connections.values()) == (connection,)
     assert not [r for r in caplog.records if r.name.startswith("gearman.io")]
 
 
@@ -278,7 +290,7 @@ def test_send_job_exception_sends_only_work_exception(
     """Old: WORK_EXCEPTION then WORK_FAIL, which gearmand answers with JOB_NOT_FOUND."""
     task, sync_task = unique_name("only"), unique_name("sync")
     caplog.set_level(logging.WARNING)
-    worker = ExceptionWorker([address])
+    worker = exception_worker(runtime)([address])
     worker.register_task(task, lambda w, job: b"x")
     worker.register_task(sync_task, lambda w, job: b"y")
     with WorkerThread(worker):
@@ -356,18 +368,20 @@ def test_status_res_unique_is_understood(runtime: types.ModuleType, address: str
 def test_str_task_names_work_on_python_3(runtime: types.ModuleType, address: str) -> None:
     """Old (Python 3 forks): a worker registered with a str name died on its first job."""
     task = unique_name("str")
-    with serving([address], {task: reverse}) as runner:
+    with serving(runtime, [address], {task: reverse}) as runner:
         request = runtime.GearmanClient([address]).submit_job(task, "text", poll_timeout=10)
         assert runner.error is None
     assert request.result == b"txet"
 
 
-def test_sockets_have_tcp_nodelay(runtime: types.ModuleType, address: str) -> None:
+def test_sockets_have_tcp_nodelay(runtime: types.ModuleType, gearmand_factory: Any) -> None:
     """Old: TCP_NODELAY was set with an 8-byte struct on 64-bit systems."""
-    client = runtime.GearmanClient([address])
+    server: Gearmand = gearmand_factory()  # the client's is the only connection to it
+    client = runtime.GearmanClient([server.address])
     client.submit_job(unique_name("nobody"), b"", background=True, poll_timeout=10)
-    (link,) = client._io._links.values()
-    assert link.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    with sockets_connected_to(server.host, server.port) as ours:
+        (sock,) = ours.values()
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 # 14 ------------------------------------------------------------ big payloads
@@ -377,7 +391,7 @@ def test_large_payload_round_trip(runtime: types.ModuleType, address: str) -> No
     """Old: 4 KiB reads and a quadratic buffer made big payloads crawl."""
     task = unique_name("big")
     payload = bytes(range(256)) * (8 * 4096)  # 8 MiB
-    with serving([address], {task: reverse}):
+    with serving(runtime, [address], {task: reverse}):
         began = time.monotonic()
         request = runtime.GearmanClient([address]).submit_job(task, payload, poll_timeout=30)
         elapsed = time.monotonic() - began
@@ -388,8 +402,10 @@ def test_large_payload_round_trip(runtime: types.ModuleType, address: str) -> No
 # 15 ----------------------------------------------------- descriptors >= 1024
 
 
-def test_file_descriptors_above_1024(runtime: types.ModuleType, address: str) -> None:
+def test_file_descriptors_above_1024(runtime: types.ModuleType, gearmand_factory: Any) -> None:
     """Old: select() raised ValueError for a descriptor >= 1024."""
+    server: Gearmand = gearmand_factory()  # before the fillers: only our links go to it
+    address = server.address
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 1200
     if soft < wanted:
@@ -404,13 +420,15 @@ def test_file_descriptors_above_1024(runtime: types.ModuleType, address: str) ->
             if filler.fileno() >= 1030:
                 break
         task = unique_name("fd")
-        with serving([address], {task: reverse}) as runner:
+        with serving(runtime, [address], {task: reverse}) as runner:
             client = runtime.GearmanClient([address])
             request = client.submit_job(task, b"fd", poll_timeout=10)
-            (link,) = client._io._links.values()
-            assert link.sock.fileno() >= 1024
             with runtime.GearmanAdminClient([address]) as admin:
                 assert admin.ping_server() >= 0
+                with sockets_connected_to(server.host, server.port) as ours:
+                    # the worker's, the client's and the admin client's links
+                    assert len(ours) == 3
+                    assert min(ours) >= 1024
             assert runner.error is None
         assert request.result == b"df"
     finally:

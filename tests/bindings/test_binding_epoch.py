@@ -37,7 +37,7 @@ def test_epoch_job_waits_until_its_time(runtime: types.ModuleType, address: str)
         ran_at.append(time.time())
         return b""
 
-    with serving([address], {task: record}, epoch_poll_interval=0.1):
+    with serving(runtime, [address], {task: record}, epoch_poll_interval=0.1):
         epoch = int(time.time()) + 2
         request = runtime.GearmanClient([address]).submit_job(
             task, b"x", epoch=epoch, poll_timeout=10
@@ -45,7 +45,7 @@ def test_epoch_job_waits_until_its_time(runtime: types.ModuleType, address: str)
         assert (request.state, request.complete, request.timed_out) == (JOB_CREATED, True, False)
         assert request.background is True
         assert request.epoch == epoch
-        status = admin_status(address, task)
+        status = admin_status(runtime, address, task)
         assert status is not None
         assert status["queued"] == 1
         wait_until(lambda: ran_at, timeout=10, message="the epoch job ran")
@@ -60,7 +60,7 @@ def test_epoch_in_the_past_runs_at_once(runtime: types.ModuleType, address: str)
         done.set()
         return b""
 
-    with serving([address], {task: record}, epoch_poll_interval=0.1):
+    with serving(runtime, [address], {task: record}, epoch_poll_interval=0.1):
         request = runtime.GearmanClient([address]).submit_job(task, b"x", epoch=0, poll_timeout=10)
         assert request.state == JOB_CREATED
         assert done.wait(10)
@@ -85,7 +85,7 @@ def test_reduce_job_reaches_the_worker_with_its_reducer(
         done.set()
         return b"mapped:" + job.data
 
-    with serving([address], {task: mapper}):
+    with serving(runtime, [address], {task: mapper}):
         unique = unique_name("u")
         request = runtime.GearmanClient([address]).submit_job(
             task, b"d", unique=unique, reducer=reducer, background=background, poll_timeout=10

@@ -55,7 +55,7 @@ def gearman_client(server: Gearmand, *args: str, stdin: bytes | None = None) -> 
 
 
 @pytest.fixture
-def cli_worker(gearmand: Gearmand) -> Iterator[Any]:
+def cli_worker(runtime: types.ModuleType, gearmand: Gearmand) -> Iterator[Any]:
     """Start ``gearman -w`` processes; each is waited for (or killed) at teardown."""
     processes: list[subprocess.Popen[bytes]] = []
 
@@ -67,7 +67,7 @@ def cli_worker(gearmand: Gearmand) -> Iterator[Any]:
             stderr=subprocess.PIPE,
         )
         processes.append(process)
-        wait_for_workers(gearmand.address, task)
+        wait_for_workers(runtime, gearmand.address, task)
         return process
 
     yield start
@@ -80,9 +80,11 @@ def cli_worker(gearmand: Gearmand) -> Iterator[Any]:
 # ----------------------------------------------- gearman CLI as the client
 
 
-def test_cli_client_runs_a_job_on_our_worker(gearmand: Gearmand) -> None:
+def test_cli_client_runs_a_job_on_our_worker(
+    runtime: types.ModuleType, gearmand: Gearmand
+) -> None:
     task = unique_name("reverse")
-    with serving([gearmand.address], {task: reverse}):
+    with serving(runtime, [gearmand.address], {task: reverse}):
         result = gearman_client(gearmand, "-f", task, "Hello")
     assert (result.returncode, result.stdout, result.stderr) == (0, b"olleH", b"")
 
@@ -99,7 +101,7 @@ def test_cli_client_options_reach_our_worker(runtime: types.ModuleType, gearmand
         worker.send_job_data(job, b"partial;")
         return b"final"
 
-    with serving([gearmand.address], {task: record}):
+    with serving(runtime, [gearmand.address], {task: record}):
         high = gearman_client(gearmand, "-f", task, "-u", unique, "-I", "high-data")
         background = gearman_client(gearmand, "-f", task, "-b", "-L", "in-background")
         assert background_done.wait(TIMEOUT)
@@ -120,7 +122,7 @@ def test_cli_client_sees_our_worker_fail(runtime: types.ModuleType, gearmand: Ge
     def broken(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         raise RuntimeError("expected by the test")
 
-    with serving([gearmand.address], {task: broken}):
+    with serving(runtime, [gearmand.address], {task: broken}):
         result = gearman_client(gearmand, "-f", task, "x")
     assert result.returncode == 1
     assert b"Job failed" in result.stderr

@@ -62,7 +62,7 @@ def test_request_cut_off_before_job_created_is_resent_elsewhere(
 ) -> None:
     silent, live = gearmand_factory(), gearmand_factory()
     task = unique_name("retry")
-    with serving([live.address], {task: reverse}):
+    with serving(runtime, [live.address], {task: reverse}):
         client = runtime.GearmanClient([silent.address, live.address])
         request = client._create_request_from_dictionary(
             {"task": task, "data": b"abc"}, max_retries=1
@@ -137,7 +137,7 @@ def test_job_lost_after_creation_is_not_resubmitted(
         assert release.wait(10)
         return b"never delivered"
 
-    with serving([server.address], {task: hold}):
+    with serving(runtime, [server.address], {task: hold}):
         client = runtime.GearmanClient([server.address])
         request = client.submit_job(
             task, b"x", max_retries=3, wait_until_complete=False, poll_timeout=10
@@ -170,7 +170,7 @@ def test_nothing_listening_raises_server_unavailable_quickly(runtime: types.Modu
 def test_client_skips_a_dead_server(runtime: types.ModuleType, gearmand: Gearmand) -> None:
     dead = f"127.0.0.1:{pick_free_port()}"
     task = unique_name("skip")
-    with serving([gearmand.address], {task: reverse}):
+    with serving(runtime, [gearmand.address], {task: reverse}):
         client = runtime.GearmanClient([dead, gearmand.address])
         requests = [client.submit_job(task, b"%d" % n, poll_timeout=10) for n in range(6)]
     assert [r.state for r in requests] == [JOB_COMPLETE] * 6
@@ -187,7 +187,7 @@ def test_jobs_are_spread_across_two_live_servers(
         [{"task": task, "data": b"%d" % n} for n in range(10)], background=True, poll_timeout=10
     )
     assert all(r.state == JOB_CREATED for r in requests)
-    counts = [admin_status(s.address, task) for s in (first, second)]
+    counts = [admin_status(runtime, s.address, task) for s in (first, second)]
     queued = [line["queued"] if line else 0 for line in counts]
     assert all(q > 0 for q in queued), queued
     assert sum(queued) == 10
@@ -201,7 +201,7 @@ def test_one_worker_loop_serves_two_servers(
 ) -> None:
     first, second = gearmand_factory(), gearmand_factory()
     task = unique_name("both")
-    with serving([first.address, second.address], {task: reverse}):
+    with serving(runtime, [first.address, second.address], {task: reverse}):
         client_1 = runtime.GearmanClient([first.address])
         client_2 = runtime.GearmanClient([second.address])
         one = client_1.submit_job(task, b"one", wait_until_complete=False, poll_timeout=10)
@@ -217,7 +217,7 @@ def test_worker_serves_the_live_server_while_another_is_down(
     live = gearmand_factory()
     dead = f"127.0.0.1:{pick_free_port()}"
     task = unique_name("half")
-    with serving([dead, live.address], {task: reverse}):
+    with serving(runtime, [dead, live.address], {task: reverse}):
         request = runtime.GearmanClient([live.address]).submit_job(task, b"abc", poll_timeout=10)
     assert request.result == b"cba"
 
@@ -237,7 +237,7 @@ def test_worker_reconnects_and_reregisters_after_a_restart(
         old_pid = server.pid
         server.restart()  # same port, empty server: nothing registered
         assert server.pid != old_pid
-        wait_for_workers(server.address, task)
+        wait_for_workers(runtime, server.address, task)
         with runtime.GearmanAdminClient([server.address]) as admin:
             assert any(w["client_id"] == client_id for w in admin.get_workers())
         request = runtime.GearmanClient([server.address]).submit_job(task, b"cd", poll_timeout=10)
@@ -249,12 +249,12 @@ def test_one_client_object_keeps_working_across_a_server_restart(
 ) -> None:
     server: Gearmand = gearmand_factory()
     task = unique_name("restart")
-    with serving([server.address], {task: reverse}):
-        wait_for_workers(server.address, task)
+    with serving(runtime, [server.address], {task: reverse}):
+        wait_for_workers(runtime, server.address, task)
         client = runtime.GearmanClient([server.address])
         assert client.submit_job(task, b"abc", poll_timeout=10).result == b"cba"
         server.restart()
-        wait_for_workers(server.address, task)
+        wait_for_workers(runtime, server.address, task)
         # max_retries=0: the closed connection is noticed before submitting,
         # so the job goes out once, on a fresh connection.
         request = client.submit_job(task, b"xyz", poll_timeout=10)
@@ -267,13 +267,13 @@ def test_worker_survives_a_killed_server_mid_run(
 ) -> None:
     first, second = gearmand_factory(), gearmand_factory()
     task = unique_name("mid")
-    with serving([first.address, second.address], {task: reverse}):
-        wait_for_workers(first.address, task)
+    with serving(runtime, [first.address, second.address], {task: reverse}):
+        wait_for_workers(runtime, first.address, task)
         first.kill()
         request = runtime.GearmanClient([second.address]).submit_job(task, b"xy", poll_timeout=10)
         assert request.result == b"yx"
         first.restart()
-        wait_for_workers(first.address, task)
+        wait_for_workers(runtime, first.address, task)
         again = runtime.GearmanClient([first.address]).submit_job(task, b"zw", poll_timeout=10)
     assert again.result == b"wz"
 
@@ -298,8 +298,8 @@ def test_ipv6_loopback(runtime: types.ModuleType, gearmand_factory: Any) -> None
     bracketed = f"[::1]:{server.port}"
     assert server.address == bracketed
     task = unique_name("v6")
-    with serving([bracketed], {task: reverse}):
-        wait_for_workers(bracketed, task)
+    with serving(runtime, [bracketed], {task: reverse}):
+        wait_for_workers(runtime, bracketed, task)
         client = runtime.GearmanClient([("::1", server.port)])
         request = client.submit_job(task, b"six", poll_timeout=10)
         with runtime.GearmanAdminClient(bracketed) as admin:

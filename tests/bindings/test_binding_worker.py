@@ -1,4 +1,4 @@
-"""The blocking ``gearman.GearmanWorker`` against a real gearmand and our client.
+"""``GearmanWorker`` of every runtime against a real gearmand and our client.
 
 Covers ANCHORS.md 2.6: registration (str and bytes names, CAN_DO_TIMEOUT,
 CANT_DO, client ids), the ``work()`` loop and its hooks, every
@@ -29,7 +29,6 @@ from devtools.gearmand import Gearmand
 from gearman import (
     JOB_COMPLETE,
     JOB_FAILED,
-    GearmanAdminClient,
     GearmanJob,
     errors,
 )
@@ -41,9 +40,14 @@ def address(gearmand: Gearmand) -> str:
     return gearmand.address
 
 
-def workers_with_task(address: str, task: str) -> list[dict[str, Any]]:
-    with GearmanAdminClient([address]) as admin:
+def workers_with_task(runtime: types.ModuleType, address: str, task: str) -> list[dict[str, Any]]:
+    with runtime.GearmanAdminClient([address]) as admin:
         return [w for w in admin.get_workers() if task in w["tasks"]]
+
+
+def connected(worker: Any) -> list[Any]:
+    """The servers *worker*'s runtime has a link to (the runtime interface's ``connected``)."""
+    return [server for server in worker.servers if worker._io.connected(server)]
 
 
 # ---------------------------------------------------------------- registration
@@ -63,12 +67,14 @@ def test_str_and_bytes_task_names_match_either_way(
         seen.append(job.task)
         return b"ok"
 
-    with serving([address], {registered: task}) as runner:
+    with serving(runtime, [address], {registered: task}) as runner:
         assert runner.worker.worker_abilities == {registered: task}
         request = runtime.GearmanClient([address]).submit_job(submitted, b"x", poll_timeout=10)
     assert (request.state, request.result) == (JOB_COMPLETE, b"ok")
     assert seen == [registered]  # the job reports the name as it was registered
-    wait_until(lambda: not workers_with_task(address, name), message="worker gone after stop")
+    wait_until(
+        lambda: not workers_with_task(runtime, address, name), message="worker gone after stop"
+    )
 
 
 def test_register_task_returns_the_task_and_registers_on_the_server(
@@ -78,7 +84,7 @@ def test_register_task_returns_the_task_and_registers_on_the_server(
     worker = runtime.GearmanWorker([address])
     assert worker.register_task(task, reverse) == task
     with WorkerThread(worker):
-        wait_for_workers(address, task)
+        wait_for_workers(runtime, address, task)
 
 
 def test_unregister_task_before_and_during_work(runtime: types.ModuleType, address: str) -> None:
@@ -96,13 +102,13 @@ def test_unregister_task_before_and_during_work(runtime: types.ModuleType, addre
 
     worker.register_task(keep, unregister_later)
     with WorkerThread(worker):
-        wait_for_workers(address, later)
-        (listed,) = workers_with_task(address, keep)
+        wait_for_workers(runtime, address, later)
+        (listed,) = workers_with_task(runtime, address, keep)
         assert set(listed["tasks"]) == {keep, later}
         client = runtime.GearmanClient([address])
         assert client.submit_job(keep, b"x", poll_timeout=10).result == b"done"
-        wait_until(lambda: not workers_with_task(address, later), message="CANT_DO later")
-        (listed,) = workers_with_task(address, keep)
+        wait_until(lambda: not workers_with_task(runtime, address, later), message="CANT_DO later")
+        (listed,) = workers_with_task(runtime, address, keep)
         assert listed["tasks"] == (keep,)
         nobody = client.submit_job(drop, b"x", poll_timeout=0.3)
         assert nobody.timed_out
@@ -116,8 +122,8 @@ def test_set_client_id_is_listed_by_the_server(runtime: types.ModuleType, addres
     assert worker.worker_client_id == client_id
     worker.register_task(task, reverse)
     with WorkerThread(worker):
-        wait_for_workers(address, task)
-        (listed,) = workers_with_task(address, task)
+        wait_for_workers(runtime, address, task)
+        (listed,) = workers_with_task(runtime, address, task)
         assert listed["client_id"] == client_id
         assert listed["ip"] == "127.0.0.1"
         assert listed["file_descriptor"].isdigit()
@@ -165,15 +171,17 @@ def test_after_poll_is_called_first_with_false_then_after_every_wait(
             calls.append((time.monotonic(), any_activity))
             return len(calls) < 6
 
+    task = unique_name("idle")
     worker = Counting([address])
-    worker.register_task(unique_name("idle"), reverse)
+    worker.register_task(task, reverse)
     started = time.monotonic()
     runner = WorkerThread(worker, poll_timeout=0.05).start()
     runner.join()  # after_poll returning False ends work() on its own
     assert len(calls) == 6
     assert calls[0][1] is False
     assert calls[-1][0] - started < 3.0, "an idle loop must wake every poll_timeout"
-    assert worker._io._links == {}  # connections closed when work() ends
+    assert connected(worker) == []  # connections closed when work() ends
+    wait_for_workers(runtime, address, task, count=0)
 
 
 def test_after_poll_sees_activity(runtime: types.ModuleType, address: str) -> None:
@@ -185,7 +193,7 @@ def test_after_poll_sees_activity(runtime: types.ModuleType, address: str) -> No
             activity.append(any_activity)
             return True
 
-    with serving([address], {task: reverse}, worker_class=Recording, poll_timeout=0.5):
+    with serving(runtime, [address], {task: reverse}, worker_class=Recording, poll_timeout=0.5):
         runtime.GearmanClient([address]).submit_job(task, b"x", poll_timeout=10)
         wait_until(lambda: True in activity, message="an active poll")
 
@@ -250,7 +258,7 @@ def test_data_status_and_warning_reach_the_client(runtime: types.ModuleType, add
         worker.send_job_data(job, "part-2")
         return b"whole"
 
-    with serving([address], {task: chatty}):
+    with serving(runtime, [address], {task: chatty}):
         unique = unique_name("u")
         request = runtime.GearmanClient([address]).submit_job(
             task, b"in", unique=unique, poll_timeout=10
@@ -281,7 +289,7 @@ def test_send_job_status_needs_numbers(runtime: types.ModuleType, address: str) 
             raised.append(error)
         return b""
 
-    with serving([address], {task: task_fn}):
+    with serving(runtime, [address], {task: task_fn}):
         runtime.GearmanClient([address]).submit_job(task, b"", poll_timeout=10)
     assert len(raised) == 1
 
@@ -306,7 +314,7 @@ def test_send_job_failure_fails_the_request(runtime: types.ModuleType, address: 
         def on_job_complete(self, current_job: GearmanJob, job_result: Any) -> bool:
             return True  # the task already ended the job
 
-    with serving([address], {task: fail}, worker_class=NoAutoComplete):
+    with serving(runtime, [address], {task: fail}, worker_class=NoAutoComplete):
         request = runtime.GearmanClient([address]).submit_job(task, b"x", poll_timeout=10)
     assert (request.state, request.complete, request.result) == (JOB_FAILED, True, None)
     assert list(request.data_updates) == [b"before failing"]
@@ -323,7 +331,7 @@ def test_send_job_exception(
             self.send_job_exception(current_job, b"boom: " + job_result)
             return False
 
-    with serving([address], {task: reverse}, worker_class=ExceptionWorker):
+    with serving(runtime, [address], {task: reverse}, worker_class=ExceptionWorker):
         client = runtime.GearmanClient([address], exceptions=client_exceptions)
         request = client.submit_job(task, b"cba", poll_timeout=10)
     assert (request.state, request.complete, request.timed_out) == (JOB_FAILED, True, False)
@@ -338,7 +346,7 @@ def test_send_exceptions_worker_reports_the_exception_text(
     def boom(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         raise KeyError("missing-thing")
 
-    with serving([address], {task: boom}, send_exceptions=True):
+    with serving(runtime, [address], {task: boom}, send_exceptions=True):
         client = runtime.GearmanClient([address], exceptions=True)
         request = client.submit_job(task, b"", poll_timeout=10)
     assert request.state == JOB_FAILED
@@ -373,7 +381,7 @@ def test_exception_payload_goes_through_the_encoder(
         def on_job_complete(self, current_job: GearmanJob, job_result: Any) -> bool:
             return True
 
-    with serving([address], {task: task_fn}, worker_class=NoAutoComplete):
+    with serving(runtime, [address], {task: task_fn}, worker_class=NoAutoComplete):
         request = JSONClient([address], exceptions=True).submit_job(
             task, {"why": "bad"}, poll_timeout=10
         )
@@ -404,7 +412,7 @@ def test_on_job_hooks_can_be_overridden(runtime: types.ModuleType, address: str)
     def bad(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         raise ValueError("oops")
 
-    with serving([address], {ok_task: reverse, bad_task: bad}, worker_class=Hooked):
+    with serving(runtime, [address], {ok_task: reverse, bad_task: bad}, worker_class=Hooked):
         client = runtime.GearmanClient([address])
         ok = client.submit_job(ok_task, b"ab", poll_timeout=10)
         recovered = client.submit_job(bad_task, b"zz", poll_timeout=10)
@@ -427,7 +435,7 @@ def test_default_on_job_exception_logs_and_fails(
         raise ZeroDivisionError("divided")
 
     caplog.set_level(logging.ERROR, logger="gearman")
-    with serving([address], {task: bad}):
+    with serving(runtime, [address], {task: bad}):
         request = runtime.GearmanClient([address]).submit_job(task, b"", poll_timeout=10)
     assert request.state == JOB_FAILED
     (record,) = [r for r in caplog.records if r.name.startswith("gearman") and r.exc_info]
@@ -446,11 +454,11 @@ def test_worker_context_manager_and_shutdown_close_connections(
     task = unique_name("cm")
     with runtime.GearmanWorker([address]) as worker:
         worker.register_task(task, reverse)
-        worker.establish_worker_connections()
-        assert len(worker._io._links) == 1
-        wait_for_workers(address, task)
-    assert worker._io._links == {}
-    wait_for_workers(address, task, count=0)
+        assert len(worker.establish_worker_connections()) == 1
+        assert len(connected(worker)) == 1
+        wait_for_workers(runtime, address, task)
+    assert connected(worker) == []
+    wait_for_workers(runtime, address, task, count=0)
 
 
 def test_establish_worker_connections_registers_everything(
@@ -463,8 +471,8 @@ def test_establish_worker_connections_registers_everything(
     links = worker.establish_worker_connections()
     try:
         assert len(links) == 1
-        wait_for_workers(address, task)
-        (listed,) = workers_with_task(address, task)
+        wait_for_workers(runtime, address, task)
+        (listed,) = workers_with_task(runtime, address, task)
         assert listed["client_id"] == client_id
     finally:
         worker.shutdown()
@@ -484,7 +492,7 @@ def test_worker_with_no_reachable_server_keeps_trying(
         wait_until(lambda: worker._session.pool._failures, message="a failed connect")
         server.restart()  # same port
         # ... and must serve as soon as it is back.
-        wait_for_workers(address, task)
+        wait_for_workers(runtime, address, task)
         request = runtime.GearmanClient([address]).submit_job(task, b"up", poll_timeout=10)
     assert request.result == b"pu"
 
@@ -499,7 +507,7 @@ def test_several_jobs_in_a_row(runtime: types.ModuleType, address: str) -> None:
             counter["n"] += 1
         return job.data
 
-    with serving([address], {task: count}):
+    with serving(runtime, [address], {task: count}):
         client = runtime.GearmanClient([address])
         requests = client.submit_multiple_jobs(
             [{"task": task, "data": b"%d" % n} for n in range(50)], poll_timeout=20
