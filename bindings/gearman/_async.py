@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import TypeVar
 
 import gearman_proto as proto
@@ -59,6 +59,7 @@ async def wait_connecting(
     session: proto.ClientSession,
     done: Callable[[], bool],
     deadline: float | None,
+    watch: Collection[object] = (),
 ) -> bool:
     """Wait until *done()* or *deadline*, connecting whatever the session asks for
     meanwhile (requests resent after a lost connection, status queries)."""
@@ -66,7 +67,7 @@ async def wait_connecting(
         if session.wants_connection:
             await connect_wanted(runtime, session, deadline)
         runtime.flush()
-        if await runtime.wait(done, deadline):
+        if await runtime.wait(done, deadline, watch):
             return True
         if deadline is not None and runtime.now() >= deadline:
             return done()

@@ -15,7 +15,7 @@ the session, and nothing else is disturbed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, ClassVar
 
 import gearman_proto as proto
@@ -150,11 +150,12 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
         accepted = await self._wait(
             all_settled(requests, _ACCEPTED),
             proto.acceptance_deadline(io.now(), deadline, self.submit_timeout),
+            requests,
         )
         if wait_until_complete and accepted:
             finished = all_settled(requests, _FINISHED)
             if not finished():
-                await self._wait(finished, deadline)
+                await self._wait(finished, deadline, requests)
         self._kernel.end_wait(requests, _FINISHED if wait_until_complete else _ACCEPTED)
         return requests
 
@@ -163,7 +164,9 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
     ) -> list[GearmanJobRequest]:
         """Wait until each request is created or refused; see ``timed_out``."""
         requests = check_many(job_requests)
-        await self._wait(all_settled(requests, _ACCEPTED), deadline_after(self._io, poll_timeout))
+        await self._wait(
+            all_settled(requests, _ACCEPTED), deadline_after(self._io, poll_timeout), requests
+        )
         self._kernel.end_wait(requests, _ACCEPTED)
         return requests
 
@@ -172,7 +175,9 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
     ) -> list[GearmanJobRequest]:
         """Wait until each request has ended (or is lost); see ``timed_out``."""
         requests = check_many(job_requests)
-        await self._wait(all_settled(requests, _FINISHED), deadline_after(self._io, poll_timeout))
+        await self._wait(
+            all_settled(requests, _FINISHED), deadline_after(self._io, poll_timeout), requests
+        )
         self._kernel.end_wait(requests, _FINISHED)
         return requests
 
@@ -182,7 +187,9 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
         """Wait until at least one request has ended; return those that have."""
         requests = check_many(job_requests)
         await self._wait(
-            lambda: any(r.finished for r in requests), deadline_after(self._io, poll_timeout)
+            lambda: any(r.finished for r in requests),
+            deadline_after(self._io, poll_timeout),
+            requests,
         )
         return [r for r in requests if r.finished]
 
@@ -247,15 +254,17 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
         """Let queued bytes go out (briefly), then close every connection."""
         await self._io.aclose(CLOSE_GRACE)
 
-    async def _wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
-        return await wait_connecting(self._io, self._session, done, deadline)
+    async def _wait(
+        self, done: Callable[[], bool], deadline: float | None, watch: Collection[object]
+    ) -> bool:
+        return await wait_connecting(self._io, self._session, done, deadline, watch)
 
     async def _wait_queries(
         self, queries: list[proto.StatusQuery], poll_timeout: float | None
     ) -> None:
         timeout = self.status_timeout if poll_timeout is None else poll_timeout
         await self._wait(
-            lambda: all(query.done for query in queries), deadline_after(self._io, timeout)
+            lambda: all(query.done for query in queries), deadline_after(self._io, timeout), queries
         )
 
     async def __aenter__(self) -> AsyncGearmanClient:

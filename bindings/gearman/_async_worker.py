@@ -180,6 +180,8 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
             if self._kernel.abandoned(job):
                 self._io.flush()
             raise
+        finally:
+            self._io.wake()  # a job ended: a graceful stop may be over
         if not await maybe_await(self.after_job()):
             self.stop()
 

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine
 from typing import Any, TypeVar
 
 import gearman_proto as proto
@@ -184,12 +184,10 @@ class AsyncioRuntime:
 
     async def _write_loop(self, link: _AsyncioLink) -> None:
         writer = link.writer
-        pending = link.pending
         while True:
             await link.wanted.wait()
             link.wanted.clear()
-            while pending:
-                data = memoryview(pending.popleft())
+            while data := link.take_pending():
                 link.sending = True
                 try:
                     for start in range(0, len(data), WRITE_CHUNK):
@@ -214,14 +212,16 @@ class AsyncioRuntime:
         self._links.flush()
         return await self.wait(self._links.drained(self._links.marks()), deadline)
 
-    async def wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
+    async def wait(
+        self, done: Callable[[], bool], deadline: float | None, watch: Collection[object] = ()
+    ) -> bool:
         """Park until *done()*, *deadline*, or a link's end; see
         :meth:`gearman._links.Links.end_wait` for a wait that ends unwoken
         (its deadline, or the task's cancellation)."""
         if done():
             return True
         event = asyncio.Event()
-        marks = self._links.begin_wait(event, done)
+        marks = self._links.begin_wait(event, done, watch)
         timeout = None if deadline is None else max(0.0, deadline - self.now())
         try:
             await asyncio.wait_for(event.wait(), timeout)

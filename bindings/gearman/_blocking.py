@@ -20,7 +20,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 import gearman_proto as proto
@@ -226,11 +226,14 @@ class BlockingRuntime:
         """Run ``job(argument)`` now, in this thread: one job at a time."""
         job(argument)
 
-    def wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
+    def wait(
+        self, done: Callable[[], bool], deadline: float | None, watch: Collection[object] = ()
+    ) -> bool:
         """Write, then read and hand events on until *done()* or *deadline*,
         or until a link ends (then it returns ``done()``).
 
         Called with :attr:`lock` held; it is released while poll(2) blocks.
+        *watch* is of no use here: the waiting thread reads for itself.
         """
         condition = self._condition
         endings = self._endings

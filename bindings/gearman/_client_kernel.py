@@ -211,9 +211,12 @@ class ClientKernel:
             status["handle"] = text(query.handle or b"")
         return status
 
-    def receive(self, server: proto.ServerAddress, event: proto.Event) -> None:
-        """The runtime's sink: one event read from *server*."""
-        self.session.receive(server, event, self.now())
+    def receive(
+        self, server: proto.ServerAddress, event: proto.Event
+    ) -> list[proto.JobRequest | proto.StatusQuery]:
+        """The runtime's sink: one event read from *server*; returns the requests
+        and status queries it changed."""
+        return self.session.receive(server, event, self.now())
 
 
 def _check_reached(query: proto.StatusQuery) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 import gevent
@@ -35,7 +35,7 @@ import gearman_proto as proto
 from . import errors
 from ._links import Link, Links
 from ._runtime import AnyConnection, EventSink
-from ._sockets import tune
+from ._sockets import nonblocking_twin, send_without_waiting, tune
 
 __all__ = ["READ_SIZE", "WRITE_CHUNK", "GeventRuntime"]
 
@@ -50,15 +50,20 @@ READ_SIZE = 256 * 1024
 WRITE_CHUNK = 256 * 1024
 
 class _GeventLink(Link):
-    """A link's socket, its writer's event and its two greenlets."""
+    """A link's socket, its writer's event and its two greenlets, and a plain
+    non-blocking twin of the socket for what the kernel takes at once."""
 
-    __slots__ = ("greenlets", "sock", "wanted")
+    __slots__ = ("greenlets", "raw", "sock", "wanted")
 
     def __init__(self, server: proto.ServerAddress, sock: Any, connection: AnyConnection) -> None:
         super().__init__(server, connection)
         self.sock = sock
+        self.raw = nonblocking_twin(sock.fileno())
         self.wanted = gevent.event.Event()
         self.greenlets: list[gevent.Greenlet[..., None]] = []
+
+    def send_now(self, data: bytes) -> int:
+        return send_without_waiting(self.raw, data)
 
     def wake_writer(self) -> None:
         self.wanted.set()
@@ -70,6 +75,7 @@ class _GeventLink(Link):
                 greenlet.kill(block=False)
         with contextlib.suppress(OSError):
             self.sock.close()
+        self.raw.close()  # the twin would keep the connection open
 
 
 class GeventRuntime:
@@ -172,12 +178,10 @@ class GeventRuntime:
 
     def _write_loop(self, link: _GeventLink) -> None:
         sock = link.sock
-        pending = link.pending
         while True:
             link.wanted.wait()
             link.wanted.clear()
-            while pending:
-                data = memoryview(pending.popleft())
+            while data := link.take_pending():
                 link.sending = True
                 try:
                     for start in range(0, len(data), WRITE_CHUNK):
@@ -203,7 +207,9 @@ class GeventRuntime:
         """Make every waiter look at its condition again."""
         self._links.waiters.check()
 
-    def wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
+    def wait(
+        self, done: Callable[[], bool], deadline: float | None, watch: Collection[object] = ()
+    ) -> bool:
         """Park until *done()*, *deadline*, or a link's end; see
         :meth:`gearman._links.Links.end_wait` for a wait that ends unwoken
         (its deadline, the caller's ``gevent.Timeout``, ``kill()``)."""
@@ -211,7 +217,7 @@ class GeventRuntime:
         if done():
             return True
         event = gevent.event.Event()
-        marks = self._links.begin_wait(event, done)
+        marks = self._links.begin_wait(event, done, watch)
         try:
             event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         finally:

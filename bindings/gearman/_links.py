@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 import gearman_proto as proto
 
@@ -48,6 +48,24 @@ class Link:
         self.written = 0
         #: the writer is inside a send (a writer not scheduled yet is not stalled).
         self.sending = False
+
+    def take_pending(self) -> memoryview:
+        """Everything queued for the writer, as one buffer for one write (empty: nothing)."""
+        pending = self.pending
+        if not pending:
+            return memoryview(b"")
+        data = pending.popleft() if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        return memoryview(data)
+
+    def send_now(self, data: bytes) -> int:
+        """Write what the socket takes of *data* without waiting; the bytes sent.
+
+        The default sends nothing (a stream with no synchronous send); an
+        error leaves the bytes to the writer, which meets it and gives the
+        link up in order.
+        """
+        return 0
 
     def wake_writer(self) -> None:
         """The runtime's writer has bytes in ``pending``."""
@@ -84,12 +102,21 @@ class Links:
     # ------------------------------------------------------------ writing
 
     def pull(self, link: Link) -> None:
-        """Hand what *link*'s core connection queued to its writer."""
+        """Send what *link*'s core connection queued: at once, as far as the
+        socket takes it without waiting, when the writer is idle; the rest
+        (or everything, on a stream with no such send) goes to the writer."""
         data = link.connection.data_to_send()
-        if data:
-            link.pending.append(data)
-            link.queued += len(data)
-            link.wake_writer()
+        if not data:
+            return
+        link.queued += len(data)
+        if not link.pending and not link.sending:
+            sent = link.send_now(data)
+            link.written += sent
+            if sent == len(data):
+                return
+            data = data[sent:]
+        link.pending.append(data)
+        link.wake_writer()
 
     def flush(self) -> None:
         """:meth:`pull` for every link."""
@@ -97,8 +124,9 @@ class Links:
             self.pull(link)
 
     def wrote(self) -> None:
-        """A writer emptied its ``pending``: waiters counting on it may go on."""
-        self.waiters.check()
+        """A writer emptied its ``pending``: waiters counting on it may go on
+        (they watch nothing in particular)."""
+        self.waiters.check(())
 
     # ------------------------------------------------------------ reading
 
@@ -117,13 +145,16 @@ class Links:
             self.pull(link)
         on_event = self._on_event
         server = link.server
+        changed: list[object] = []
         for event in events:
-            on_event(server, event)
+            touched = on_event(server, event)
+            if touched:
+                changed += touched
         self.flush()  # what the sink queued, on any link (a worker's grab moving elsewhere)
         if ended:
             self.waiters.wake_all()
             return False
-        self.waiters.check()
+        self.waiters.check(changed)
         return True
 
     # ------------------------------------------------------------- ending
@@ -168,9 +199,12 @@ class Links:
 
     # ------------------------------------------------------------ waiting
 
-    def begin_wait(self, event: Settable, done: Callable[[], bool]) -> Marks:
-        """Park *event* until *done()*; return the marks :meth:`end_wait` needs."""
-        self.waiters.park(event, done)
+    def begin_wait(
+        self, event: Settable, done: Callable[[], bool], watch: Collection[object]
+    ) -> Marks:
+        """Park *event* until *done()* (see :meth:`Waiters.park`); return the
+        marks :meth:`end_wait` needs."""
+        self.waiters.park(event, done, watch)
         return self.marks()
 
     def end_wait(self, event: Settable, marks: Marks, woken: bool) -> None:

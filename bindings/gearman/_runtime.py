@@ -21,7 +21,7 @@ callback as the core connection's own :class:`gearman_proto.ConnectionClosed`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
@@ -45,8 +45,10 @@ T = TypeVar("T")
 
 AnyConnection = proto.ClientConnection | proto.WorkerConnection | proto.AdminConnection
 
-#: called by a runtime for every event read, and for the end of a link.
-EventSink = Callable[[proto.ServerAddress, proto.Event], None]
+#: called by a runtime for every event read, and for the end of a link; it may
+#: return what the event changed (requests, status queries), so that a runtime
+#: that parks waiters wakes only those watching them (None: say nothing).
+EventSink = Callable[[proto.ServerAddress, proto.Event], "Sequence[object] | None"]
 
 
 class Runtime(Protocol):
@@ -87,7 +89,9 @@ class Runtime(Protocol):
     def flush(self) -> None:
         """Write what the core queued, without waiting."""
 
-    def wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
+    def wait(
+        self, done: Callable[[], bool], deadline: float | None, watch: Collection[object] = ()
+    ) -> bool:
         """Write what the core queued, then read and hand events on until
         *done()* holds (True), *deadline* passes (False), or a link ends
         (``done()``: the caller may have to connect before it waits again).
@@ -96,6 +100,8 @@ class Runtime(Protocol):
         already holds returns at once.  A link whose queued bytes are still
         not written when the deadline passes has stalled: it is given up
         (``send_failed``), and the core decides what its requests become.
+        *watch*: the objects *done* depends on (empty: anything), so a
+        runtime that parks waiters checks *done* only when one changed.
         """
 
     def refresh(self) -> None:
@@ -174,10 +180,13 @@ class AsyncRuntime(Protocol):
         """Wait until every byte queued so far is written (True), or *deadline*
         (False; a link that made no progress in the meantime is given up)."""
 
-    async def wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
+    async def wait(
+        self, done: Callable[[], bool], deadline: float | None, watch: Collection[object] = ()
+    ) -> bool:
         """Park until *done()* holds (True), *deadline* passes (False), or a
-        link ends (``done()``).  A link whose write stalled for the whole
-        wait is given up at the deadline."""
+        link ends (``done()``); *done* is checked when an object in *watch*
+        changed (empty: after every batch).  A link whose write stalled for
+        the whole wait is given up at the deadline."""
 
     def wake(self) -> None:
         """Make every :meth:`wait` look at its condition again now."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import gearman_proto as proto
 
@@ -49,9 +49,11 @@ def wait_connecting(
     session: proto.ClientSession,
     done: Callable[[], bool],
     deadline: float | None,
+    watch: Collection[object] = (),
 ) -> bool:
     """Wait until *done()* or *deadline*, connecting whatever the session asks for
     meanwhile (requests resent after a lost connection, status queries).
+    *done* depends only on the objects in *watch* (empty: on anything).
 
     The runtime's wait returns early when a link ends, which is when the
     session may start wanting a connection.
@@ -59,7 +61,7 @@ def wait_connecting(
     while True:
         if session.wants_connection:
             connect_wanted(runtime, session, deadline)
-        if runtime.wait(done, deadline):
+        if runtime.wait(done, deadline, watch):
             return True
         if deadline is not None and runtime.now() >= deadline:
             return done()

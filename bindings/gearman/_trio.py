@@ -19,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import TypeVar
 
 import trio
@@ -29,7 +30,7 @@ import gearman_proto as proto
 from . import errors
 from ._links import Link, Links
 from ._runtime import AnyConnection, EventSink
-from ._sockets import tune
+from ._sockets import nonblocking_twin, send_without_waiting, tune
 
 __all__ = ["READ_SIZE", "WRITE_CHUNK", "OpenStream", "TrioRuntime", "open_tcp_stream"]
 
@@ -56,9 +57,15 @@ async def open_tcp_stream(server: proto.ServerAddress) -> trio.abc.Stream:
 
 
 class _TrioLink(Link):
-    """A link's stream, its writer's event, and the cancel scope of its tasks."""
+    """A link's stream, its writer's event, and the cancel scope of its tasks.
 
-    __slots__ = ("scope", "stream", "wanted")
+    On a TCP stream the link also keeps a duplicate of the socket's
+    descriptor, a plain non-blocking socket, so that bytes the kernel takes at
+    once are sent without waking the writer task (one task switch less per
+    write); only what does not fit goes through ``send_all``.
+    """
+
+    __slots__ = ("raw", "scope", "stream", "wanted")
 
     def __init__(
         self, server: proto.ServerAddress, stream: trio.abc.Stream, connection: AnyConnection
@@ -67,12 +74,20 @@ class _TrioLink(Link):
         self.stream = stream
         self.wanted = trio.Event()
         self.scope = trio.CancelScope()
+        self.raw: socket.socket | None = None
+        if isinstance(stream, trio.SocketStream):
+            self.raw = nonblocking_twin(stream.socket.fileno())
+
+    def send_now(self, data: bytes) -> int:
+        return send_without_waiting(self.raw, data)
 
     def wake_writer(self) -> None:
         self.wanted.set()
 
     def stop(self) -> None:
         self.scope.cancel()  # the link's task closes the stream on its way out
+        if self.raw is not None:
+            self.raw.close()  # the duplicate would keep the connection open
 
 
 class TrioRuntime:
@@ -170,12 +185,10 @@ class TrioRuntime:
 
     async def _write_loop(self, link: _TrioLink) -> None:
         stream = link.stream
-        pending = link.pending
         while True:
             await link.wanted.wait()
             link.wanted = trio.Event()
-            while pending:
-                data = memoryview(pending.popleft())
+            while data := link.take_pending():
                 link.sending = True
                 try:
                     for start in range(0, len(data), WRITE_CHUNK):
@@ -199,14 +212,16 @@ class TrioRuntime:
         self._links.flush()
         return await self.wait(self._links.drained(self._links.marks()), deadline)
 
-    async def wait(self, done: Callable[[], bool], deadline: float | None) -> bool:
+    async def wait(
+        self, done: Callable[[], bool], deadline: float | None, watch: Collection[object] = ()
+    ) -> bool:
         """Park until *done()*, *deadline*, or a link's end; see
         :meth:`gearman._links.Links.end_wait` for a wait that ends unwoken
         (its deadline, or the caller's cancel scope)."""
         if done():
             return True
         event = trio.Event()
-        marks = self._links.begin_wait(event, done)
+        marks = self._links.begin_wait(event, done, watch)
         try:
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await event.wait()

@@ -12,7 +12,7 @@ connection per server and every answer reaches the caller that asked.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, ClassVar
 
 import gearman_proto as proto
@@ -178,11 +178,12 @@ class GearmanClient(GearmanConnectionManager):
         accepted = self._wait(
             all_settled(requests, _ACCEPTED),
             proto.acceptance_deadline(io.now(), deadline, self.submit_timeout),
+            requests,
         )
         if wait_until_complete and accepted:
             finished = all_settled(requests, _FINISHED)
             if not finished():  # background jobs are finished once accepted
-                self._wait(finished, deadline)
+                self._wait(finished, deadline, requests)
         # Not even accepted in time: not complete either, whatever
         # python-gearman used to report.
         self._kernel.end_wait(requests, _FINISHED if wait_until_complete else _ACCEPTED)
@@ -194,7 +195,9 @@ class GearmanClient(GearmanConnectionManager):
         """Wait until each request is created or refused; see ``timed_out``."""
         requests = check_many(job_requests)
         with self._io.lock:
-            self._wait(all_settled(requests, _ACCEPTED), deadline_after(self._io, poll_timeout))
+            self._wait(
+            all_settled(requests, _ACCEPTED), deadline_after(self._io, poll_timeout), requests
+        )
             self._kernel.end_wait(requests, _ACCEPTED)
         return requests
 
@@ -204,7 +207,9 @@ class GearmanClient(GearmanConnectionManager):
         """Wait until each request has ended (or is lost); see ``timed_out``."""
         requests = check_many(job_requests)
         with self._io.lock:
-            self._wait(all_settled(requests, _FINISHED), deadline_after(self._io, poll_timeout))
+            self._wait(
+            all_settled(requests, _FINISHED), deadline_after(self._io, poll_timeout), requests
+        )
             self._kernel.end_wait(requests, _FINISHED)
         return requests
 
@@ -218,7 +223,9 @@ class GearmanClient(GearmanConnectionManager):
         requests = check_many(job_requests)
         with self._io.lock:
             self._wait(
-                lambda: any(r.finished for r in requests), deadline_after(self._io, poll_timeout)
+                lambda: any(r.finished for r in requests),
+                deadline_after(self._io, poll_timeout),
+                requests,
             )
         return [r for r in requests if r.finished]
 
@@ -306,12 +313,16 @@ class GearmanClient(GearmanConnectionManager):
         with self._io.lock:
             self._io.close_all()
 
-    def _wait(self, done: Any, deadline: float | None) -> bool:
-        return wait_connecting(self._io, self._session, done, deadline)
+    def _wait(
+        self, done: Callable[[], bool], deadline: float | None, watch: Collection[object]
+    ) -> bool:
+        return wait_connecting(self._io, self._session, done, deadline, watch)
 
     def _wait_queries(self, queries: list[proto.StatusQuery], poll_timeout: float | None) -> None:
         timeout = self.status_timeout if poll_timeout is None else poll_timeout
-        self._wait(lambda: all(query.done for query in queries), deadline_after(self._io, timeout))
+        self._wait(
+            lambda: all(query.done for query in queries), deadline_after(self._io, timeout), queries
+        )
 
     def __enter__(self) -> GearmanClient:
         return self

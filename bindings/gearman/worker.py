@@ -285,6 +285,8 @@ class GearmanWorker(GearmanConnectionManager):
             if self._kernel.abandoned(job):
                 self._flush()
             raise
+        finally:
+            self._io.wake()  # a job ended: a graceful stop may be over
         if not self.after_job():
             self.stop()
 
