@@ -22,6 +22,7 @@ from ._client_session import (
     acceptance_deadline,
     make_submission,
     settle,
+    submission_waits,
     undelivered,
 )
 from ._connection import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_PACKET_SIZE, ConnectionState
@@ -173,5 +174,6 @@ __all__ = [
     "make_submission",
     "parse_server",
     "settle",
+    "submission_waits",
     "undelivered",
 ]

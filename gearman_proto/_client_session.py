@@ -297,6 +297,25 @@ def acceptance_deadline(
     return limit if deadline is None or limit < deadline else deadline
 
 
+def submission_waits(
+    now: float, deadline: float | None, submit_timeout: float | None, until_complete: bool
+) -> list[tuple[Goal, float | None]]:
+    """The waits a submission makes, in order: ``(goal, until)`` pairs.
+
+    Acceptance (JOB_CREATED) is waited for by :func:`acceptance_deadline`;
+    with *until_complete* the end of the job by *deadline* as well.  When
+    both waits end at the same time (no *submit_timeout*), one wait for the
+    end does: a request that ends was accepted first, and one refused or
+    cut off ends there.  The caller stops at the first wait that runs out.
+    """
+    accepted_by = acceptance_deadline(now, deadline, submit_timeout)
+    if not until_complete:
+        return [(Goal.ACCEPTED, accepted_by)]
+    if accepted_by == deadline:
+        return [(Goal.FINISHED, deadline)]
+    return [(Goal.ACCEPTED, accepted_by), (Goal.FINISHED, deadline)]
+
+
 class StatusQuery:
     """A status question by handle (one server) or by unique (every server).
 

@@ -147,16 +147,11 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
         io = self._io
         deadline = deadline_after(io, poll_timeout)
         self._kernel.submit(requests, self.data_encoder)
-        accepted = await self._wait(
-            all_settled(requests, _ACCEPTED),
-            proto.acceptance_deadline(io.now(), deadline, self.submit_timeout),
-            requests,
-        )
-        if wait_until_complete and accepted:
-            finished = all_settled(requests, _FINISHED)
-            if not finished():
-                await self._wait(finished, deadline, requests)
-        self._kernel.end_wait(requests, _FINISHED if wait_until_complete else _ACCEPTED)
+        waits = proto.submission_waits(io.now(), deadline, self.submit_timeout, wait_until_complete)
+        for goal, until in waits:
+            if not await self._wait(all_settled(requests, goal), until, requests):
+                break
+        self._kernel.end_wait(requests, waits[-1][0])
         return requests
 
     async def wait_until_jobs_accepted(

@@ -143,11 +143,11 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
                 if session.tick(io.now()):  # schedules the timers, asks for connections
                     await self._connect(deadline_after(io, poll_timeout))
                 while self._continue:
-                    wait = self._kernel.next_wait(poll_timeout)
-                    if wait.reconnect:
-                        await self._connect(wait.connect_by)
+                    until, reconnect, connect_by = self._kernel.next_wait(poll_timeout)
+                    if reconnect:
+                        await self._connect(connect_by)
                     io.flush()  # what the timers queued (epoch wake-up grabs)
-                    activity = await io.wait(self._has_news, wait.until)
+                    activity = await io.wait(self._has_news, until)
                     self._start_jobs()
                     if self._continue:
                         keep_going = bool(await maybe_await(self.after_poll(activity)))

@@ -18,6 +18,7 @@ from . import errors
 from .constants import PRIORITY_HIGH, PRIORITY_LOW, PRIORITY_NONE
 
 __all__ = [
+    "TEXT",
     "DataEncoder",
     "NoopEncoder",
     "encode_payload",
@@ -109,9 +110,14 @@ def name_bytes(name: Name, what: str = "name") -> bytes:
     raise TypeError(f"{what} must be str or bytes, not {type(name).__name__}")
 
 
+#: how bytes from the server become ``str``: ``value.decode(*TEXT)`` where a
+#: call to :func:`text` per job would show.
+TEXT = ("utf-8", "surrogateescape")
+
+
 def text(value: bytes) -> str:
     """Bytes from the server as ``str``: UTF-8, undecodable bytes kept as escapes."""
-    return value.decode("utf-8", "surrogateescape")
+    return value.decode(*TEXT)
 
 
 #: random source for unique ids, seeded from the OS once: a system call per

@@ -15,12 +15,12 @@ import logging
 import traceback
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import gearman_proto as proto
 
 from . import errors
-from ._common import DataEncoder, encode_payload, map_error, name_bytes, text
+from ._common import TEXT, DataEncoder, encode_payload, map_error, name_bytes
 from .job import GearmanJob
 
 __all__ = ["Encoding", "ExcInfo", "Wait", "WorkerKernel"]
@@ -28,6 +28,12 @@ __all__ = ["Encoding", "ExcInfo", "Wait", "WorkerKernel"]
 logger = logging.getLogger("gearman.worker")
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+#: how a worker's next wait goes (:meth:`WorkerKernel.next_wait`): when it
+#: ends (None: only when a job arrives), whether a reconnect came due (then
+#: connect the missing servers first), and when those connects must end.
+#: A plain tuple: it is made on every turn of the loop.
+Wait = tuple[float | None, bool, float | None]
 
 
 class WorkerKernel:
@@ -97,17 +103,17 @@ class WorkerKernel:
             reconnect = bool(session.tick(now))
             due = session.next_deadline()
         until = connect_by if due is None or (connect_by is not None and connect_by <= due) else due
-        return Wait(until, reconnect, connect_by)
+        return until, reconnect, connect_by
 
     def receive(self, server: proto.ServerAddress, event: proto.Event) -> None:
         """The runtime's sink: jobs the session hands out are queued to run."""
         for assigned in self.session.receive(server, event, self.now()):
             data = self.owner.data_encoder.decode(assigned.payload)
             task = self.names.get(assigned.function, assigned.function)
-            unique = None if assigned.unique is None else text(assigned.unique)
-            reducer = None if assigned.reducer is None else text(assigned.reducer)
+            unique = None if assigned.unique is None else assigned.unique.decode(*TEXT)
+            reducer = None if assigned.reducer is None else assigned.reducer.decode(*TEXT)
             self.jobs.append(
-                GearmanJob(server, text(assigned.handle), task, unique, data, reducer)
+                GearmanJob(server, assigned.handle.decode(*TEXT), task, unique, data, reducer)
             )
 
     # -------------------------------------------------------------- replies
@@ -155,17 +161,6 @@ class WorkerKernel:
             return send(*arguments)
         except proto.ProtocolError as error:
             raise map_error(error, errors.InvalidWorkerState) from error
-
-
-class Wait(NamedTuple):
-    """How a worker's next wait goes (:meth:`WorkerKernel.next_wait`)."""
-
-    #: when it ends (None: only when a job arrives).
-    until: float | None
-    #: a reconnect came due: connect the missing servers first ...
-    reconnect: bool
-    #: ... each connect ending by then.
-    connect_by: float | None
 
 
 class Encoding(Protocol):

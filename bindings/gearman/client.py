@@ -175,18 +175,13 @@ class GearmanClient(GearmanConnectionManager):
         # restart), so the jobs go to a fresh connection instead.
         io.refresh()
         self._kernel.submit(requests, self.data_encoder)
-        accepted = self._wait(
-            all_settled(requests, _ACCEPTED),
-            proto.acceptance_deadline(io.now(), deadline, self.submit_timeout),
-            requests,
-        )
-        if wait_until_complete and accepted:
-            finished = all_settled(requests, _FINISHED)
-            if not finished():  # background jobs are finished once accepted
-                self._wait(finished, deadline, requests)
+        waits = proto.submission_waits(io.now(), deadline, self.submit_timeout, wait_until_complete)
+        for goal, until in waits:
+            if not self._wait(all_settled(requests, goal), until, requests):
+                break
         # Not even accepted in time: not complete either, whatever
         # python-gearman used to report.
-        self._kernel.end_wait(requests, _FINISHED if wait_until_complete else _ACCEPTED)
+        self._kernel.end_wait(requests, waits[-1][0])
         return requests
 
     def wait_until_jobs_accepted(

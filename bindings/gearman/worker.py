@@ -103,21 +103,21 @@ class GearmanWorker(GearmanConnectionManager):
         """
         self._kernel.register(task, timeout)
         self.worker_abilities[task] = callback_function
-        self._flush()
+        self._io.flush()
         return task
 
     def unregister_task(self, task: str | bytes) -> str | bytes:
         """Stop taking jobs of *task* (CANT_DO)."""
         registered = self._kernel.unregister(task)
         self.worker_abilities.pop(registered, None)
-        self._flush()
+        self._io.flush()
         return task
 
     def set_client_id(self, client_id: str | bytes) -> str | bytes:
         """Label this worker's connections in the admin ``workers`` list."""
         self._kernel.set_client_id(client_id)
         self.worker_client_id = client_id
-        self._flush()
+        self._io.flush()
         return client_id
 
     # ----------------------------------------------------------- the loop
@@ -139,16 +139,16 @@ class GearmanWorker(GearmanConnectionManager):
         if session.tick(io.now()):  # schedules the timers, asks for the first connections
             self._connect(deadline_after(io, poll_timeout))
         while self._continue:
-            wait = self._kernel.next_wait(poll_timeout)
-            if wait.reconnect:
-                self._connect(wait.connect_by)
-            activity = io.wait(self._has_news, wait.until)
+            until, reconnect, connect_by = self._kernel.next_wait(poll_timeout)
+            if reconnect:
+                self._connect(connect_by)
+            activity = io.wait(self._has_news, until)
             if jobs:
                 self._run_jobs()
             if self._continue:
                 self._continue = self.after_poll(activity)
         session.accepting = False  # grab no more ...
-        self._flush()
+        self._io.flush()
         while session.held_jobs:  # ... but finish the jobs in hand
             io.wait(self._has_jobs_or_none_held, None)
             self._run_jobs()
@@ -168,7 +168,7 @@ class GearmanWorker(GearmanConnectionManager):
         session = self._session
         for server in session.missing_servers(io.now()):
             connect(io, session, server, deadline)
-        self._flush()
+        self._io.flush()
         return [server for server in self.servers if io.connected(server)]
 
     def after_poll(self, any_activity: bool) -> bool:
@@ -202,13 +202,13 @@ class GearmanWorker(GearmanConnectionManager):
         """Log the traceback and report the failure (WORK_EXCEPTION with
         ``send_exceptions``, else WORK_FAIL); returns False."""
         self._kernel.raised(current_job, exc_info)
-        self._flush()
+        self._io.flush()
         return False
 
     def on_job_complete(self, current_job: GearmanJob, job_result: Any) -> bool:
         """Send the result (``None`` becomes an empty result); returns True."""
         self._kernel.returned(current_job, job_result)
-        self._flush()
+        self._io.flush()
         return True
 
     # ------------------------------------------------------- job replies
@@ -256,11 +256,7 @@ class GearmanWorker(GearmanConnectionManager):
 
     def _reply(self, job: GearmanJob, send: Callable[..., bool], *arguments: Any) -> None:
         if self._kernel.reply(job, send, *arguments):
-            self._flush()
-
-    def _flush(self) -> None:
-        """Write what the session queued, without waiting for anything."""
-        self._io.flush()
+            self._io.flush()
 
     def _has_news(self) -> bool:
         return bool(self._kernel.jobs) or not self._continue
@@ -283,10 +279,11 @@ class GearmanWorker(GearmanConnectionManager):
             # A hook raised, or the greenlet was killed: the server must not
             # keep the job waiting for an answer nobody will send.
             if self._kernel.abandoned(job):
-                self._flush()
+                self._io.flush()
             raise
         finally:
-            self._io.wake()  # a job ended: a graceful stop may be over
+            if not self._continue:
+                self._io.wake()  # a job ended: the graceful stop may be over
         if not self.after_job():
             self.stop()
 
@@ -298,7 +295,7 @@ class GearmanWorker(GearmanConnectionManager):
         """
         self._continue = False
         self._session.accepting = False
-        self._flush()
+        self._io.flush()
         self._io.wake()
 
     def __enter__(self) -> GearmanWorker:
