@@ -9,9 +9,9 @@
   ``after_poll`` return False), and re-raises in the test whatever
   escaped ``work()``.
 - `wait_for_workers`: wait until gearmand lists N workers for a function.
-- `sockets_connected_to`: this process's sockets connected to a server
-  (what the OS says, whichever runtime opened them).
-- `count_writes`: record every write a runtime makes to its links.
+- `sockets_connected_to`, `tcp_info`: this process's sockets connected to a
+  server, and what Linux counted on them (what the OS says, whichever
+  runtime opened them).
 
 Helpers that make binding objects take the ``runtime`` (the module, or the
 sync facade, the ``runtime`` fixture gives) as their first argument.
@@ -22,28 +22,26 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import struct
 import threading
 import time
 import types
 import uuid
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-import pytest
-import trio
-
-import gearman
 from gearman import GearmanJob, GearmanWorker
-from gearman._blocking import BlockingRuntime
 
 __all__ = [
+    "OurSocket",
+    "TcpInfo",
     "WorkerThread",
     "admin_status",
-    "count_writes",
     "reverse",
     "serving",
     "sockets_connected_to",
+    "tcp_info",
     "unique_name",
     "wait_for_workers",
     "wait_until",
@@ -197,65 +195,60 @@ def _peer(sock: socket.socket) -> tuple[str, int] | None:
     return host, port
 
 
-@contextlib.contextmanager
-def sockets_connected_to(host: str, port: int) -> Iterator[dict[int, socket.socket]]:
-    """This process's TCP sockets whose peer is *host*:*port*, by descriptor.
+class OurSocket(NamedTuple):
+    """One socket of this process: every descriptor it has, and a duplicate of one."""
 
-    Each value is a duplicate of the descriptor (closed when the block
-    ends), to read socket options from.  Linux: read from /proc/self/fd.
+    #: the descriptors open on it (a runtime may hold more than one).
+    fds: tuple[int, ...]
+    #: a duplicate descriptor, to read socket options from.
+    sock: socket.socket
+
+
+@contextlib.contextmanager
+def sockets_connected_to(host: str, port: int) -> Iterator[list[OurSocket]]:
+    """This process's TCP sockets whose peer is *host*:*port*, one entry per
+    socket (descriptors duplicated from one another count once).
+
+    The duplicates are closed when the block ends.  Linux: /proc/self/fd.
     """
-    found: dict[int, socket.socket] = {}
-    sockets = []  # all looked at before the first dup, which takes a free number
-    for name in os.listdir("/proc/self/fd"):
+    by_socket: dict[str, list[int]] = {}  # 'socket:[inode]' -> descriptors
+    for name in os.listdir("/proc/self/fd"):  # all read before the first dup takes a number
         with contextlib.suppress(OSError):  # closed meanwhile
-            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                sockets.append(int(name))
+            target = os.readlink(f"/proc/self/fd/{name}")
+            if target.startswith("socket:"):
+                by_socket.setdefault(target, []).append(int(name))
+    found: list[OurSocket] = []
     try:
-        for fd in sockets:
+        for fds in by_socket.values():
             try:
-                duplicate = socket.socket(fileno=os.dup(fd))
+                duplicate = socket.socket(fileno=os.dup(fds[0]))
             except OSError:  # closed meanwhile
                 continue
             if duplicate.type == socket.SOCK_STREAM and _peer(duplicate) == (host, port):
-                found[fd] = duplicate
+                found.append(OurSocket(tuple(sorted(fds)), duplicate))
             else:
                 duplicate.close()
         yield found
     finally:
-        for duplicate in found.values():
-            duplicate.close()
+        for ours in found:
+            ours.sock.close()
 
 
-def _server_text(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+class TcpInfo(NamedTuple):
+    """What Linux counted on a TCP socket (``TCP_INFO``) that the tests read."""
+
+    #: segments sent that carried data: with TCP_NODELAY, one per write that
+    #: fits in a segment (the kernel never splits such a write, and never
+    #: merges two writes unless the first is still queued on the device).
+    data_segs_out: int
+    #: payload bytes sent (Linux >= 4.19).
+    bytes_sent: int
 
 
-def count_writes(
-    runtime: types.ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> list[tuple[str, int]]:
-    """From now on, record ``(server, bytes)`` for every write *runtime* makes to a link.
-
-    The blocking runtime writes in ``BlockingRuntime._write``; the trio
-    runtime with ``trio.SocketStream.send_all``.
-    """
-    writes: list[tuple[str, int]] = []
-    if runtime is gearman:
-        real_write = BlockingRuntime._write
-
-        def counting_write(self: BlockingRuntime, link: Any, data: bytes) -> None:
-            writes.append((str(link.server), len(data)))
-            real_write(self, link, data)
-
-        monkeypatch.setattr(BlockingRuntime, "_write", counting_write)
-    elif runtime.runtime_name == "trio":
-        real_send_all = trio.SocketStream.send_all
-
-        async def counting_send_all(self: trio.SocketStream, data: Any) -> None:
-            peer = _peer(self.socket)  # type: ignore[arg-type]
-            writes.append((_server_text(*peer) if peer else "?", len(data)))
-            await real_send_all(self, data)
-
-        monkeypatch.setattr(trio.SocketStream, "send_all", counting_send_all)
-    else:
-        raise NotImplementedError(f"count_writes for {runtime!r}")
-    return writes
+def tcp_info(sock: socket.socket) -> TcpInfo:
+    """``TCP_INFO`` of *sock* (struct tcp_info of linux/tcp.h)."""
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    assert len(raw) >= 208, f"struct tcp_info of {len(raw)} bytes: Linux >= 4.19 needed"
+    (data_segs_out,) = struct.unpack_from("I", raw, 156)
+    (bytes_sent,) = struct.unpack_from("Q", raw, 200)
+    return TcpInfo(data_segs_out, bytes_sent)
