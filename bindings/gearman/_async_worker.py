@@ -95,6 +95,8 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         )
         self._kernel.now = self._io.now
         self._continue = True
+        self._leaving = False  # work() is ending: runners return once no job is held
+        self._started = 0  # jobs started, for after_poll's any_activity
 
     # ---------------------------------------------------------- abilities
 
@@ -128,9 +130,13 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         """Serve jobs until :meth:`stop`, or until :meth:`after_poll` or
         :meth:`after_job` returns False; see :meth:`gearman.GearmanWorker.work`.
 
-        Up to ``max_jobs`` jobs run at once, each in its own task.  Leaving
-        finishes the jobs in hand (running any a server assigned
-        meanwhile) and closes the connections.
+        ``max_jobs`` runner tasks take the jobs as they arrive, so up to
+        that many run at once.  :meth:`after_poll` is called once before
+        the first wait and after every wait, which lasts *poll_timeout*
+        seconds or until a reconnect or epoch wake-up is due; its
+        ``any_activity`` says whether a job started meanwhile.  Leaving
+        finishes the jobs in hand (running any a server assigned meanwhile)
+        and closes the connections.
         """
         self._continue = True
         keep_going = bool(await maybe_await(self.after_poll(False)))
@@ -138,8 +144,11 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         io = self._io
         session = self._session
         session.accepting = True
+        self._leaving = False
         try:
             async with io.job_group():
+                for _ in range(self.max_jobs):
+                    io.run_job(self._runner, None)
                 if session.tick(io.now()):  # schedules the timers, asks for connections
                     await self._connect(deadline_after(io, poll_timeout))
                 while self._continue:
@@ -147,29 +156,45 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
                     if reconnect:
                         await self._connect(connect_by)
                     io.flush()  # what the timers queued (epoch wake-up grabs)
-                    activity = await io.wait(self._has_news, until)
-                    self._start_jobs()
+                    started = self._started
+                    await io.wait(self._stopping, until)
                     if self._continue:
+                        activity = self._started != started
                         keep_going = bool(await maybe_await(self.after_poll(activity)))
                         self._continue = self._continue and keep_going  # stop() meanwhile
-                session.accepting = False  # grab no more ...
-                io.flush()
-                while session.held_jobs:  # ... but finish the jobs in hand
-                    await io.wait(self._has_jobs_or_none_held, None)
-                    self._start_jobs()
+                session.accepting = False  # grab no more: the runners finish the
+                io.flush()  # jobs in hand, and any assigned meanwhile, then return
+                self._leaving = True
+                io.wake()
         finally:
+            self._leaving = True
             await io.aclose(CLOSE_GRACE)
 
-    def _has_news(self) -> bool:
-        return bool(self._kernel.jobs) or not self._continue
+    def _stopping(self) -> bool:
+        return not self._continue
 
-    def _has_jobs_or_none_held(self) -> bool:
-        return bool(self._kernel.jobs) or not self._session.held_jobs
-
-    def _start_jobs(self) -> None:
+    async def _runner(self, _: None) -> None:
+        """One of the ``max_jobs`` tasks that run jobs, one after another."""
         jobs = self._kernel.jobs
-        while jobs:
-            self._io.run_job(self._run_one, jobs.popleft())
+        session = self._session
+        wait = self._io.wait
+        claimed: list[GearmanJob] = []
+
+        def runnable() -> bool:
+            # The condition claims the job it found, so that one job
+            # arriving wakes one idle runner, not all of them.
+            if jobs:
+                claimed.append(jobs.popleft())
+                return True
+            return self._leaving and not session.held_jobs
+
+        while True:
+            await wait(runnable, None)  # also returns when a link ends
+            if claimed:
+                self._started += 1
+                await self._run_one(claimed.pop())
+            elif self._leaving and not session.held_jobs:
+                return
 
     async def _run_one(self, job: GearmanJob) -> None:
         try:
@@ -181,7 +206,8 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
                 self._io.flush()
             raise
         finally:
-            self._io.wake()  # a job ended: a graceful stop may be over
+            if self._leaving:
+                self._io.wake()  # a job ended: the graceful stop may be over
         if not await maybe_await(self.after_job()):
             self.stop()
 
