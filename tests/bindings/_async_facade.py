@@ -102,8 +102,8 @@ class _Proxy:
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:
-        obj = self._obj
-        if name in CLASS_ATTRIBUTES or name in vars(obj):
+        obj = vars(self).get("_obj")  # None while a subclass's __init__ runs first
+        if obj is not None and (name in CLASS_ATTRIBUTES or name in vars(obj)):
             self._portal.call_sync(setattr, obj, name, value)
         else:
             object.__setattr__(self, name, value)
