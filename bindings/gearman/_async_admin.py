@@ -31,8 +31,8 @@ from ._admin_kernel import (
 )
 from ._common import name_bytes, text
 from ._runtime import AsyncRuntimeFactory, deadline_after
-from .admin_client import DEFAULT_ADMIN_CLIENT_TIMEOUT
 from .connection_manager import AsyncGearmanConnectionManager
+from .constants import DEFAULT_ADMIN_CLIENT_TIMEOUT
 
 __all__ = ["AsyncGearmanAdminClient"]
 

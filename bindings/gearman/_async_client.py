@@ -24,9 +24,8 @@ from ._async import connect_wanted, deadline_after, wait_connecting
 from ._client_kernel import ClientKernel, Requests, all_settled, check_many
 from ._common import DataEncoder, NoopEncoder
 from ._runtime import AsyncRuntimeFactory
-from .client import RANDOM_UNIQUE_BYTES
 from .connection_manager import AsyncGearmanConnectionManager
-from .constants import PRIORITY_NONE
+from .constants import PRIORITY_NONE, RANDOM_UNIQUE_BYTES
 from .job import GearmanJob, GearmanJobRequest
 
 __all__ = ["AsyncGearmanClient"]

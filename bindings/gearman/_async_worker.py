@@ -28,8 +28,8 @@ from ._async import connect, deadline_after, maybe_await
 from ._runtime import AsyncRuntimeFactory
 from ._worker_kernel import ExcInfo, WorkerKernel
 from .connection_manager import AsyncGearmanConnectionManager
+from .constants import POLL_TIMEOUT_IN_SECONDS
 from .job import GearmanJob
-from .worker import POLL_TIMEOUT_IN_SECONDS
 
 __all__ = ["AsyncGearmanWorker"]
 

@@ -34,10 +34,10 @@ from ._common import name_bytes, text
 from ._runtime import RuntimeFactory
 from ._sync import deadline_after
 from .connection_manager import GearmanConnectionManager
+from .constants import DEFAULT_ADMIN_CLIENT_TIMEOUT
 
 __all__ = ["DEFAULT_ADMIN_CLIENT_TIMEOUT", "ECHO_STRING", "GearmanAdminClient"]
 
-DEFAULT_ADMIN_CLIENT_TIMEOUT = 10.0
 
 _C = proto.AdminCommand
 

@@ -23,14 +23,13 @@ from ._common import DataEncoder, NoopEncoder
 from ._runtime import RuntimeFactory
 from ._sync import connect_wanted, deadline_after, wait_connecting
 from .connection_manager import GearmanConnectionManager
-from .constants import PRIORITY_NONE
+from .constants import PRIORITY_NONE, RANDOM_UNIQUE_BYTES
 from .job import GearmanJob, GearmanJobRequest
 
 __all__ = ["RANDOM_UNIQUE_BYTES", "GearmanClient"]
 
 logger = logging.getLogger("gearman.client")
 
-RANDOM_UNIQUE_BYTES = 16
 
 _ACCEPTED = proto.Goal.ACCEPTED
 _FINISHED = proto.Goal.FINISHED

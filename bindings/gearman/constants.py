@@ -1,23 +1,39 @@
-"""python-gearman's constants: the default port, priorities and job states."""
+"""python-gearman's constants: the default port, priorities, job states, default timeouts.
+
+The defaults are also importable from the modules python-gearman kept them
+in (``gearman.client.RANDOM_UNIQUE_BYTES``, ``gearman.worker.POLL_TIMEOUT_IN_SECONDS``,
+``gearman.admin_client.DEFAULT_ADMIN_CLIENT_TIMEOUT``); they live here so the
+async facades share them without importing the blocking ones.
+"""
 
 from __future__ import annotations
 
 from gearman_proto import DEFAULT_PORT, JobState
 
 __all__ = [
+    "DEFAULT_ADMIN_CLIENT_TIMEOUT",
     "DEFAULT_GEARMAN_PORT",
     "JOB_COMPLETE",
     "JOB_CREATED",
     "JOB_FAILED",
     "JOB_PENDING",
     "JOB_UNKNOWN",
+    "POLL_TIMEOUT_IN_SECONDS",
     "PRIORITY_HIGH",
     "PRIORITY_LOW",
     "PRIORITY_NONE",
+    "RANDOM_UNIQUE_BYTES",
 ]
 
 _DEBUG_MODE_ = False
 DEFAULT_GEARMAN_PORT = DEFAULT_PORT
+
+#: size of the random unique id given to jobs submitted without one.
+RANDOM_UNIQUE_BYTES = 16
+#: seconds a worker's wait lasts at most, by default.
+POLL_TIMEOUT_IN_SECONDS = 60.0
+#: seconds an admin client waits for each reply, by default.
+DEFAULT_ADMIN_CLIENT_TIMEOUT = 10.0
 
 #: priorities as python-gearman spells them (None is normal priority).
 PRIORITY_NONE = None

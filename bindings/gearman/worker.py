@@ -21,13 +21,13 @@ from ._runtime import RuntimeFactory
 from ._sync import connect, deadline_after
 from ._worker_kernel import ExcInfo, WorkerKernel
 from .connection_manager import GearmanConnectionManager
+from .constants import POLL_TIMEOUT_IN_SECONDS
 from .job import GearmanJob
 
 __all__ = ["POLL_TIMEOUT_IN_SECONDS", "GearmanWorker"]
 
 logger = logging.getLogger("gearman.worker")
 
-POLL_TIMEOUT_IN_SECONDS = 60.0
 
 Task = Callable[["GearmanWorker", GearmanJob], Any]
 
@@ -131,7 +131,9 @@ class GearmanWorker(GearmanConnectionManager):
         Servers that are down are retried with back-off; the loop never
         gives up on them.
         """
-        self._continue = self.after_poll(False)
+        self._continue = True
+        keep_going = self.after_poll(False)
+        self._continue = self._continue and bool(keep_going)  # stop() meanwhile
         io = self._io
         session = self._session
         session.accepting = True
@@ -146,7 +148,8 @@ class GearmanWorker(GearmanConnectionManager):
             if jobs:
                 self._run_jobs()
             if self._continue:
-                self._continue = self.after_poll(activity)
+                keep_going = self.after_poll(activity)
+                self._continue = self._continue and bool(keep_going)  # stop() meanwhile
         session.accepting = False  # grab no more ...
         self._io.flush()
         while session.held_jobs:  # ... but finish the jobs in hand

@@ -1,9 +1,11 @@
 """The binding kernel stays pure: no I/O library, no threads, no runtime.
 
-The kernel modules hold python-gearman's shapes for every runtime, so they
-may not import a socket, selector, thread or event-loop library, nor a
-runtime module of ours.  Read with ``ast``: comments and strings do not
-count, nested imports do.
+The kernel modules hold python-gearman's shapes and the runtime-neutral
+logic for every runtime, so they may not import a socket, selector, thread
+or event-loop library, nor a runtime or facade module of ours.  The async
+facades are written once for trio and asyncio, so they may not import
+either (nor a sync facade, which brings the blocking runtime).  Read with
+``ast``: comments and strings do not count, nested imports do.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ KERNEL = [
     "_common.py",
     "_runtime.py",
     "_sync.py",
+    "_async.py",
+    "_links.py",
+    "_waiters.py",
+    "_admin_kernel.py",
     "job.py",
     "errors.py",
     "constants.py",
@@ -39,7 +45,9 @@ FORBIDDEN = {
     "concurrent",
     "multiprocessing",
 }
-RUNTIMES = {"_blocking"}
+RUNTIMES = {"_blocking", "_gevent", "_trio", "_asyncio", "_sockets"}
+FACADES = {"client", "worker", "admin_client", "trio", "gevent", "asyncio"}
+ASYNC_FACADES = ["_async_client.py", "_async_worker.py", "_async_admin.py"]
 
 
 def imported(source: str) -> set[str]:
@@ -70,3 +78,12 @@ def test_kernel_module_imports_no_io_and_no_runtime(module: str) -> None:
     names = imported((PACKAGE / module).read_text(encoding="utf-8"))
     assert not names & FORBIDDEN
     assert not names & RUNTIMES
+    assert not names & FACADES
+
+
+@pytest.mark.parametrize("module", ASYNC_FACADES)
+def test_async_facade_imports_no_io_no_runtime_and_no_sync_facade(module: str) -> None:
+    names = imported((PACKAGE / module).read_text(encoding="utf-8"))
+    assert not names & FORBIDDEN
+    assert not names & RUNTIMES
+    assert not names & FACADES
