@@ -253,8 +253,8 @@ class AsyncioRuntime:
         self._jobs = tasks
         try:
             yield tasks
-            while tasks:
-                await asyncio.wait(set(tasks))
+            while pending := {task for task in tasks if not task.done()}:
+                await asyncio.wait(pending)
         except BaseException:
             for task in tasks:
                 task.cancel()

@@ -44,6 +44,7 @@ def test_reverse_worker_and_client_reverse_hello_world(gearmand: Gearmand) -> No
     [
         ("trio_worker.py", "trio_client.py", "--tasks"),
         ("gevent_worker.py", "gevent_client.py", "--greenlets"),
+        ("asyncio_worker.py", "asyncio_client.py", "--tasks"),
     ],
 )
 def test_concurrent_worker_and_client_reverse_words(
