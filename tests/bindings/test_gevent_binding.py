@@ -11,7 +11,9 @@ bounded and every pause is on a gevent event, never a sleep.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -23,6 +25,8 @@ import gearman
 import gearman.gevent as gg
 from devtools.gearmand import Gearmand
 from devtools.peers import StalledServer
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 #: the longest any step of these tests may take before it counts as hung.
 BOUND = 10.0
@@ -231,3 +235,17 @@ def test_a_killed_job_is_reported_failed(address: str) -> None:
     worker.stop()
     serving.join(BOUND)
     assert serving.dead
+
+
+def test_the_readme_gevent_example_runs(
+    address: str,
+    serve: Callable[[gg.GearmanWorker], Serving],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    worker = gg.GearmanWorker([address])
+    worker.register_task("reverse", lambda w, job: job.data[::-1])
+    serve(worker)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    (example,) = [block for block in blocks if "gearman.gevent" in block]
+    exec(example.replace("localhost:4730", address), {})
+    assert capsys.readouterr().out == "[b'ba', b'dc']\n"
