@@ -2,8 +2,10 @@
 
 ``GearmanClient``, ``GearmanWorker`` and ``GearmanAdminClient`` keep the
 names, signatures and module paths of python-gearman 2.0.2 (plus what its
-Python 3 forks added), with blocking sockets; ``gearman.trio`` and
-``gearman.gevent`` are planned for the other runtimes.
+Python 3 forks added), with blocking sockets.  ``gearman.gevent`` has the
+same classes cooperative under gevent; ``gearman.trio`` and
+``gearman.asyncio`` have them with ``await`` (import those modules
+explicitly: each needs its own event loop library).
 """
 
 from __future__ import annotations
