@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 import gearman_proto as proto
 
 from . import errors
-from ._runtime import AnyConnection, EventSink
+from ._runtime import AnyConnection, EventSink, take_events
+from ._sockets import tune
 
 __all__ = ["READ_SIZE", "BlockingRuntime"]
 
@@ -45,9 +46,9 @@ READ_SIZE = 256 * 1024
 #: was no idle time to notice anything in.
 IDLE_CHECK_AFTER = 0.001
 
+_CLOSED = proto.ConnectionClosed
 _IN = select.POLLIN
 _IN_OUT = select.POLLIN | select.POLLOUT
-_KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 5))
 
 
 class _Link:
@@ -167,21 +168,13 @@ class BlockingRuntime:
         self, server: proto.ServerAddress, sock: socket.socket, connection: AnyConnection
     ) -> None:
         if sock.family != socket.AF_UNIX:
-            self._tune(sock)
+            tune(sock, self.keepalive)
         link = _Link(server, sock, connection)
         self._links[server] = link
         self._only = link if len(self._links) == 1 else None
         self._by_fd[link.fd] = link
         self._poll.register(link.fd, _IN)
         self.wake()  # a thread in poll(2) must watch the new socket too
-
-    def _tune(self, sock: socket.socket) -> None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.keepalive:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            for option, value in _KEEPALIVE:
-                if hasattr(socket, option):
-                    sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
     def close(self, server: proto.ServerAddress) -> None:
         """Close the link to *server*; its end reaches the sink."""
@@ -324,24 +317,19 @@ class BlockingRuntime:
 
     def _feed(self, link: _Link, data: bytes) -> None:
         connection = link.connection
+        events = take_events(connection, data)
+        # What the core answered on its own (GRAB_JOB after NOOP, PRE_SLEEP
+        # after NO_JOB) leaves before the events are handled.
+        answer = connection.data_to_send()
+        if answer:
+            self._write(link, answer)
+        if events and type(events[-1]) is _CLOSED and self._links.get(link.server) is link:
+            self._remove(link)  # a protocol error: the last event is the end
+            self._endings += 1
         on_event = self._on_event
         server = link.server
-        try:
-            connection.receive_data(data)
-            while events := connection.next_events():
-                # What the core answered on its own (GRAB_JOB after NOOP,
-                # PRE_SLEEP after NO_JOB) leaves before the events are handled.
-                answer = connection.data_to_send()
-                if answer:
-                    self._write(link, answer)
-                for event in events:
-                    on_event(server, event)
-        except proto.RemoteProtocolError as error:
-            logger.error("%s: protocol error, closing: %s", server, error)
-            if self._links.get(server) is link:
-                self._give_up(link, connection.abandon())
-            else:
-                on_event(server, connection.abandon())
+        for event in events:
+            on_event(server, event)
 
     # ------------------------------------------------------------ writing
 
