@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
@@ -64,6 +65,16 @@ class _GeventLink(Link):
 
     def send_now(self, data: bytes) -> int:
         return send_without_waiting(self.raw, data)
+
+    def arrived(self) -> bool:
+        """Whether bytes, the end or an error wait unread on the socket."""
+        try:
+            self.raw.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        return True
 
     def wake_writer(self) -> None:
         self.wanted.set()
@@ -201,7 +212,15 @@ class GeventRuntime:
         self._links.flush()
 
     def refresh(self) -> None:
-        """Nothing to do: the readers notice a closed link on their own."""
+        """Let the readers take in what already arrived (a link the server
+        closed meanwhile), without waiting for more.
+
+        Readers run only while the hub does: a greenlet that has not waited
+        since (blocking code, no monkey-patching) would otherwise submit on
+        a link that is already gone.
+        """
+        if any(link.arrived() for link in self._links if isinstance(link, _GeventLink)):
+            gevent.idle()  # the loop polls, the readers run, then we do
 
     def wake(self) -> None:
         """Make every waiter look at its condition again."""
