@@ -4,8 +4,8 @@ Run it as ``benchmarks/run`` (or ``.venv/bin/python -m benchmarks``); see
 benchmarks/README.md. In one run it
 
 1. builds the libgearman contender (``benchmarks/c/gmbench.c``) with ``cc``,
-   creates ``benchmarks/.peers-venv`` with gear and pygearman if needed, and
-   starts gearmand on a free loopback port;
+   creates ``benchmarks/.peers-venv`` with the Python peers (gear, pygearman,
+   aiogear) if needed, and starts gearmand on a free loopback port;
 2. sizes each measurement: a short probe per contender and scenario gives a
    rate, and n = rate x ``--target-seconds`` (between a floor and ``--n``),
    so slow contenders do not take minutes per figure;
@@ -18,11 +18,13 @@ benchmarks/README.md. In one run it
 4. takes medians, runs ``benchmarks/parser.py``, and writes the table to the
    terminal, ``results/latest.md``, ``latest.json`` and ``latest.png``.
 
-``ours`` is the blocking binding of this working tree, ``ours-trio`` its trio
-binding (``gearman.trio``). ``ours@REV`` is ours' contender script run
-against the binding and core of git revision REV, extracted once per run into
-a temporary directory (``git archive``), so a before/after comparison shares
-one run's rounds and machine conditions.
+``ours`` is the blocking binding of this working tree; ``ours-trio``,
+``ours-gevent`` and ``ours-asyncio`` are its trio, gevent and asyncio
+bindings (``gearman.trio``, ``gearman.gevent``, ``gearman.asyncio``).
+``ours@REV`` is ours' contender script run against the binding and core of
+git revision REV, extracted once per run into a temporary directory
+(``git archive``), so a before/after comparison shares one run's rounds and
+machine conditions.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
 import math
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -46,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,10 +168,23 @@ class Contender:
 #: The --scenarios, in the default order (so conc is measured and shown beside fg and pipe).
 SCENARIO_NAMES = ("fg", "pipe", "conc", "bg", "drain", "large")
 ALL_KINDS = frozenset(SCENARIO_NAMES)
-#: conc shares one client among many submitters: only our bindings take part (the C
-#: program has no such mode, and pygearman's client is not thread-safe).
+#: conc shares one client among many submitters: only our bindings and aiogear take
+#: part (the C program has no such mode, pygearman's client is not thread-safe, and
+#: gear's submissions wait one round trip each).
 SERIAL_KINDS = ALL_KINDS - {"conc"}
-CONTENDER_NAMES = ("ours", "ours-trio", "gear", "pygearman", "libgearman", "gearman-cli")
+#: Where our other bindings take part: the small-job scenarios and conc.
+SMALL_KINDS = frozenset({"fg", "pipe", "conc", "bg", "drain"})
+CONTENDER_NAMES = (
+    "ours",
+    "ours-trio",
+    "ours-gevent",
+    "ours-asyncio",
+    "gear",
+    "pygearman",
+    "aiogear",
+    "libgearman",
+    "gearman-cli",
+)
 #: ``ours@REV``: our binding at git revision REV (any spelling git understands).
 AT = "@"
 
@@ -211,41 +228,171 @@ def build_gmbench(build_dir: Path = BUILD_DIR) -> Path:
     return binary
 
 
-def ensure_peers_venv(venv: Path = PEERS_VENV) -> Path:
-    """Create (or refresh) the peers' virtual environment; return its python."""
+@dataclasses.dataclass(frozen=True)
+class Peer:
+    """A Python peer library; its contender script is ``contenders/peer_<name>.py``."""
+
+    distribution: str  # its name in peers-requirements.txt
+    module: str  # what the script imports (pygearman's is "gearman")
+    kinds: frozenset[str]  # the scenario kinds it takes part in
+    note: str = ""  # why it takes part in fewer than it could
+
+
+PEERS = {
+    "gear": Peer("gear", "gear", SERIAL_KINDS),
+    "pygearman": Peer("pygearman", "gearman", SERIAL_KINDS),
+    "aiogear": Peer(
+        "aiogear",
+        "aiogear",
+        SMALL_KINDS,
+        note="skips large: aiogear decodes every payload and result as UTF-8, and the large "
+        "payloads are binary",
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class PeersVenv:
+    """The peers' virtual environment: its python, and the peers pip could not install."""
+
+    python: Path
+    failed: dict[str, str]  # distribution -> why
+
+
+def requirements(text: str) -> dict[str, str]:
+    """The requirement lines of a requirements file, by (lower-case) distribution name."""
+    found = {}
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        name = re.match(r"[A-Za-z0-9._-]+", line)
+        if name:
+            found[name.group().lower()] = line
+    return found
+
+
+@functools.cache
+def ensure_peers_venv(venv: Path = PEERS_VENV) -> PeersVenv:
+    """Create (or refresh) the peers' virtual environment, once per run.
+
+    Each peer is installed on its own, so one that pip cannot install (no
+    package index, no build for this Python) leaves out that peer only; it
+    is tried again on the next run. HarnessError if the venv itself cannot
+    be made.
+    """
     python = venv / "bin" / "python"
-    wanted = hashlib.sha256(PEERS_REQUIREMENTS.read_bytes() + sys.version.encode()).hexdigest()
     stamp = venv / ".bench-stamp"
-    if python.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
-        return python
-    base = getattr(sys, "_base_executable", sys.executable)
-    say(f"creating {venv.relative_to(REPO)} with gear and pygearman (once)")
-    steps = [
-        [base, "-m", "venv", "--clear", str(venv)],
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-            str(PEERS_REQUIREMENTS),
-        ],
-    ]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, timeout=600, check=False)
-        if done.returncode != 0:
-            raise HarnessError(f"{' '.join(step)} failed:\n{done.stdout}{done.stderr}")
-    stamp.write_text(wanted + "\n")
-    return python
+    wanted_lines = requirements(PEERS_REQUIREMENTS.read_text())
+    if peers_venv_is_current(venv):
+        failed_before = _read_stamp(stamp)["failed"]
+        pending = {name: line for name, line in wanted_lines.items() if name in failed_before}
+    else:
+        say(f"creating {venv.relative_to(REPO)} with {', '.join(wanted_lines)} (once)")
+        base = getattr(sys, "_base_executable", sys.executable)
+        _install_step([base, "-m", "venv", "--clear", str(venv)], "python -m venv", fatal=True)
+        pending = wanted_lines
+    failed = {}
+    for name, line in pending.items():
+        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        problem = _install_step([*pip, line], f"pip install {line}")
+        if problem:
+            failed[name] = problem
+            say(f"{venv.relative_to(REPO)}: {problem.splitlines()[0]}")
+    stamp.write_text(json.dumps({"hash": _peers_hash(), "failed": failed}) + "\n")
+    return PeersVenv(python, failed)
+
+
+def _peers_hash() -> str:
+    """What a venv made for this requirements file and this Python is stamped with."""
+    return hashlib.sha256(PEERS_REQUIREMENTS.read_bytes() + sys.version.encode()).hexdigest()
+
+
+def peers_venv_is_current(venv: Path = PEERS_VENV) -> bool:
+    """Whether *venv* was made for this requirements file and Python (no rebuild needed).
+
+    Peers that pip could not install then are tried again, but nothing else is.
+    """
+    python = venv / "bin" / "python"
+    return python.exists() and _read_stamp(venv / ".bench-stamp").get("hash") == _peers_hash()
+
+
+def _read_stamp(stamp: Path) -> dict[str, Any]:
+    """What the last ensure_peers_venv wrote ({} if nothing usable)."""
+    try:
+        state = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) and isinstance(state.get("failed"), dict) else {}
+
+
+def _install_step(command: list[str], what: str, *, fatal: bool = False) -> str:
+    """Run one step of making the venv; return what went wrong with *what* ("" if nothing).
+
+    The problem keeps pip's ERROR lines (the last lines if it printed none).
+    With *fatal*, a failure raises HarnessError instead.
+    """
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    except (OSError, subprocess.SubprocessError) as error:
+        problem = f"{what}: {error}"
+    else:
+        if done.returncode == 0:
+            return ""
+        output = (done.stdout + done.stderr).strip().splitlines()
+        errors = [line for line in output if line.startswith("ERROR:")] or output[-3:]
+        problem = f"{what} failed: {' / '.join(errors)}"
+    if fatal:
+        raise HarnessError(problem)
+    return problem
+
+
+def import_problem(python: Path, module: str) -> str:
+    """Why *python* cannot import *module* ("" if it can)."""
+    try:
+        done = subprocess.run(
+            [str(python), "-c", f"import {module}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"cannot run {python}: {error}"
+    if done.returncode == 0:
+        return ""
+    lines = done.stderr.strip().splitlines()
+    return f"import {module} fails: {lines[-1] if lines else f'exit status {done.returncode}'}"
+
+
+def make_peer(name: str, venv: Callable[[], PeersVenv] = ensure_peers_venv) -> Contender:
+    """A Python peer (PEERS) in *venv*; unavailable, with the reason, where it cannot run.
+
+    It is left out when the venv cannot be made, when pip could not install
+    its package, or when its module does not import.
+    """
+    peer = PEERS[name]
+    script = CONTENDERS_DIR / f"peer_{name.replace('-', '_')}.py"
+    contender = Contender(name, LABELS[name], [], peer.kinds, python_peer=True, note=peer.note)
+    try:
+        made = venv()
+    except HarnessError as error:
+        contender.available, contender.reason = False, str(error)
+        return contender
+    problem = made.failed.get(peer.distribution) or import_problem(made.python, peer.module)
+    if problem:
+        contender.available, contender.reason = False, problem
+        return contender
+    contender.command = [str(made.python), str(script)]
+    return contender
 
 
 LABELS = {
     "ours": "gearman-proto (ours)",
     "ours-trio": "gearman-proto trio (ours)",
+    "ours-gevent": "gearman-proto gevent (ours)",
+    "ours-asyncio": "gearman-proto asyncio (ours)",
     "gear": "gear 0.16",
     "pygearman": "pygearman 0.2.6",
+    "aiogear": "aiogear 0.2.6",
     "libgearman": "libgearman (C)",
     "gearman-cli": "gearman CLI",
 }
@@ -264,21 +411,20 @@ def make_contender(
         if checkout is None or commit is None:
             raise HarnessError(f"{name}: the revision has not been extracted")
         return make_ours(name, checkout, commit, BINDINGS["ours"])
+    if name in PEERS:
+        return make_peer(name)
     label = LABELS[name]
-    python_peer = name in ("gear", "pygearman")
     kinds = frozenset({"bg", "drain"}) if name == "gearman-cli" else SERIAL_KINDS
     try:
-        if python_peer:
-            command = [str(ensure_peers_venv()), str(CONTENDERS_DIR / f"peer_{name}.py")]
-        elif name == "libgearman":
+        if name == "libgearman":
             command = [str(build_gmbench(build_dir))]
         else:
             if shutil.which("gearman") is None:
                 raise HarnessError("the gearman tool is not installed (gearman-tools)")
             command = [sys.executable, str(CONTENDERS_DIR / "gearman_cli.py")]
     except (HarnessError, OSError, subprocess.SubprocessError) as error:
-        return Contender(name, label, [], kinds, python_peer, available=False, reason=str(error))
-    return Contender(name, label, command, kinds, python_peer)
+        return Contender(name, label, [], kinds, available=False, reason=str(error))
+    return Contender(name, label, command, kinds)
 
 
 # ------------------------------------ our bindings, and ours at a git revision
@@ -311,12 +457,11 @@ OURS_API = binding_api()
 # conc: 100 threads share one client. It is thread-safe since the change that gave
 # it a runtime_factory (2b33b8f); an older revision lacks that and skips conc.
 OURS_API["conc"] += ("GearmanClient.runtime_factory",)
-#: contenders/ours_trio.py: gearman.trio, in the small-job scenarios and conc.
-OURS_TRIO_API = {
-    kind: api
-    for kind, api in binding_api("trio").items()
-    if kind in ("fg", "pipe", "conc", "bg", "drain")
-}
+
+
+def small_job_api(module: str) -> dict[str, tuple[str, ...]]:
+    """binding_api(module) in SMALL_KINDS: where our other bindings take part."""
+    return {kind: api for kind, api in binding_api(module).items() if kind in SMALL_KINDS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,10 +472,13 @@ class Binding:
     api: dict[str, tuple[str, ...]]  # scenario kind -> names under gearman (binding_api)
 
 
-#: ``ours`` and ``ours@REV`` run ours.py; ``ours-trio`` (the working tree only) ours_trio.py.
+#: ``ours`` and ``ours@REV`` run ours.py; our other bindings (the working tree only)
+#: ours_trio.py, ours_gevent.py and ours_asyncio.py.
 BINDINGS = {
     "ours": Binding("ours.py", OURS_API),
-    "ours-trio": Binding("ours_trio.py", OURS_TRIO_API),
+    "ours-trio": Binding("ours_trio.py", small_job_api("trio")),
+    "ours-gevent": Binding("ours_gevent.py", small_job_api("gevent")),
+    "ours-asyncio": Binding("ours_asyncio.py", small_job_api("asyncio")),
 }
 
 
@@ -388,7 +536,7 @@ def describe_working_tree() -> str:
 
 
 def make_ours(name: str, root: Path, revision: str, binding: Binding) -> Contender:
-    """``ours`` or ``ours-trio`` (the working tree, *root* = REPO), or ``ours@REV``
+    """One of our BINDINGS (the working tree, *root* = REPO), or ``ours@REV``
     (*root*: REV extracted).
 
     The contender script is always the working tree's (``binding.script``);
@@ -828,11 +976,31 @@ def machine_info(peers_python: str | None) -> dict[str, Any]:
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
     if peers_python:
-        code = "import importlib.metadata as m; print(m.version('gear'), m.version('pygearman'))"
-        versions = _first_line([peers_python, "-c", code]).split()
-        if len(versions) == 2:
-            info["gear"], info["pygearman"] = versions
+        info.update(peer_versions(peers_python))
     return info
+
+
+#: Prints the installed version of each distribution named in argv[1:] ("" if none).
+_VERSIONS = """
+import importlib.metadata as m, json, sys
+def version(name):
+    try:
+        return m.version(name)
+    except m.PackageNotFoundError:
+        return ""
+print(json.dumps({name: version(name) for name in sys.argv[1:]}))
+"""
+
+
+def peer_versions(peers_python: str) -> dict[str, str]:
+    """Distribution -> version of the PEERS installed in the peers' venv."""
+    names = [peer.distribution for peer in PEERS.values()]
+    answer = _first_line([peers_python, "-c", _VERSIONS, *names], default="{}")
+    try:
+        versions = json.loads(answer)
+    except ValueError:
+        return {}
+    return {name: version for name, version in versions.items() if version}
 
 
 def _first_line(*commands: list[str], default: str = "unknown") -> str:
@@ -1052,12 +1220,9 @@ def _run(options: argparse.Namespace, extracted_at: dict[str, Path]) -> dict[str
                 "reason": c.reason,
                 "python_peer": c.python_peer,
                 "scenarios": sorted(c.scenarios),
+                "note": c.note,
             }
-            | (
-                {"revision": c.revision, "imports": c.imports, "note": c.note}
-                if c.revision is not None
-                else {}
-            )
+            | ({"revision": c.revision, "imports": c.imports} if c.revision is not None else {})
             for c in contenders
         ],
         "scenarios": [dataclasses.asdict(s) | {"unit": s.unit} for s in scenarios],
@@ -1073,9 +1238,9 @@ def _run(options: argparse.Namespace, extracted_at: dict[str, Path]) -> dict[str
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="benchmarks/run",
-        description="End-to-end Gearman benchmark: this project's bindings (blocking and "
-        "trio) against gear, pygearman, libgearman (C) and the gearman CLI, on a private "
-        "gearmand.",
+        description="End-to-end Gearman benchmark: this project's bindings (blocking, "
+        "trio, gevent, asyncio) against gear, pygearman, aiogear, libgearman (C) and the "
+        "gearman CLI, on a private gearmand.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(

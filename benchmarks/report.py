@@ -19,16 +19,22 @@ README_END = "<!-- results:end -->"
 COLOURS = {
     "ours": "#1f77b4",
     "ours-trio": "#9467bd",
+    "ours-gevent": "#17becf",
+    "ours-asyncio": "#e377c2",
     "gear": "#ff7f0e",
     "pygearman": "#2ca02c",
+    "aiogear": "#d62728",
     "libgearman": "#7f7f7f",
     "gearman-cli": "#bcbd22",
 }
 #: ours@REV: our binding at an older revision.
 OLD_OURS_COLOUR = "#9ecae1"
-#: The conc scenario's goal: the trio binding's conc jobs/s at least this many
-#: times the blocking binding's fg jobs/s (benchmarks/README.md).
+#: The conc scenario's goal: the trio and gevent bindings' conc jobs/s at least
+#: this many times the blocking binding's fg jobs/s (benchmarks/README.md).
 CONC_TARGET = 1.5
+CONC_GOAL_CONTENDERS = ("ours-trio", "ours-gevent")
+#: The Python peers whose versions the first line names, where the run has them.
+PEER_DISTRIBUTIONS = ("gear", "pygearman", "aiogear")
 
 PARSER_LABELS = {
     "decode_small_job_assign_uniq": "decode JOB_ASSIGN_UNIQ, 16 B payload",
@@ -218,19 +224,70 @@ def before_after(results: dict[str, Any]) -> list[str]:
 
 
 def conc_target(results: dict[str, Any]) -> list[str]:
-    """A line on the conc goal (CONC_TARGET), when the run has both figures."""
+    """A line on the conc goal (CONC_TARGET) of CONC_GOAL_CONTENDERS that have a figure."""
     summary = results["summary"]
-    trio = summary.get("conc", {}).get("ours-trio", {}).get("throughput")
     blocking = summary.get("fg", {}).get("ours", {}).get("throughput")
-    ratio = _ratio(trio, blocking)
-    if ratio is None:
+    verdicts = []
+    for name in CONC_GOAL_CONTENDERS:
+        ratio = _ratio(summary.get("conc", {}).get(name, {}).get("throughput"), blocking)
+        if ratio is not None:
+            verdict = "met" if ratio >= CONC_TARGET else "not met"
+            verdicts.append(f"{name} {ratio:.3f} ({verdict})")  # 1.498 is not 1.50
+    if not verdicts:
         return []
-    verdict = "met" if ratio >= CONC_TARGET else "not met"
     return [
         "",
-        f"conc goal: ours-trio's conc jobs/s ÷ ours' fg jobs/s = {number(ratio)} "
-        f"(at least {CONC_TARGET:g} wanted: {verdict}).",
+        f"conc goal: conc jobs/s ÷ ours' fg jobs/s at least {CONC_TARGET:g}: "
+        f"{', '.join(verdicts)}.",
     ]
+
+
+def _first_error(entry: dict[str, Any]) -> str:
+    """The first failed run's error, its first line, with how many runs failed."""
+    errors = entry.get("errors") or []
+    if not errors:
+        return ""
+    runs = entry.get("samples", 0) + len(errors)
+    return f"{len(errors)} of {runs} runs failed: {errors[0].splitlines()[0]}"
+
+
+def conc_table(results: dict[str, Any]) -> list[str]:
+    """The conc figure of every contender that took part, beside ours' fg (this run's).
+
+    The ratio is to the blocking binding's fg jobs/s, one job at a time; a
+    contender whose runs failed (wrong results, say) shows the first error.
+    """
+    per = results["summary"].get("conc", {})
+    takers = [c for c in results["contenders"] if c["available"] and c["name"] in per]
+    if not takers:
+        return []
+    fg = results["summary"].get("fg", {}).get("ours")
+    rows = [("conc", c, per[c["name"]]) for c in takers]
+    if fg:  # ours ran fg, so it is among the contenders
+        ours = next(c for c in results["contenders"] if c["name"] == "ours")
+        rows.insert(0, ("fg", ours, fg))
+    reference = fg.get("throughput") if fg else None
+    lines = [
+        "",
+        "conc beside fg: each contender's conc jobs/s, and that ÷ ours' fg jobs/s (the "
+        "blocking binding, one job at a time), from this run.",
+        "",
+        "| contender | scenario | jobs/s | ÷ ours fg | client CPU µs/job | worker CPU µs/job | "
+        "problem |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for scenario, contender, entry in rows:
+        cells = [
+            contender["label"],
+            scenario,
+            number(entry.get("throughput")),
+            number(_ratio(entry.get("throughput"), reference)),
+            number(entry.get("client_cpu")),
+            number(entry.get("worker_cpu")),
+            _first_error(entry).replace("|", "/"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _load_note(load: dict[str, float] | None) -> str:
@@ -252,11 +309,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{machine['date']}; {machine['nproc']} CPUs ({machine['cpu']}), Linux "
         f"{machine['kernel']}, Python {machine['python']}, {machine['gearmand']}, "
         f"libgearman {machine['libgearman']}"
-        + (
-            f", gear {machine['gear']}, pygearman {machine['pygearman']}"
-            if "gear" in machine
-            else ""
-        )
+        + "".join(f", {name} {machine[name]}" for name in PEER_DISTRIBUTIONS if name in machine)
         + f". `{config['command']}`, {meta['duration_s']:.0f} s"
         + (f", low-latency mode {config['low_latency']}" if "low_latency" in config else "")
         + _load_note(meta.get("load"))
@@ -287,6 +340,7 @@ def markdown(results: dict[str, Any]) -> str:
         cells.append(f"{number(row['vs_best_peer'])} ({best})" if best else "-")
         lines.append("| " + " | ".join(cells) + " |")
     lines += conc_target(results)
+    lines += conc_table(results)
     lines += before_after(results)
 
     if config["target_seconds"] > 0:

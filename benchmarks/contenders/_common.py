@@ -20,8 +20,9 @@ Measured windows:
   payload (it also waits for the worker to come up and checks its answer),
   then N jobs;
 * client conc: the warm-up job, then CONC_TASKS submitters (tasks of the
-  library, or threads) share the one client and submit N jobs in all, each
-  one job at a time;
+  library, greenlets or threads) share the one client and submit N jobs in
+  all, each one job at a time; every job has a payload of its own, so a
+  result handed to the wrong submitter is told from a wrong result;
 * client bg: one untimed warm-up submission, then N submissions;
 * worker fg/pipe/conc/large: serves N + 1 jobs (the client's warm-up included) and
   measures from the end of the first one to the end of the last one; in
@@ -34,7 +35,9 @@ Measured windows:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
+import inspect
 import json
 import os
 import resource
@@ -42,7 +45,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, NoReturn, Protocol, TypeVar
 
 ROLES = ("client", "worker")
@@ -231,16 +234,44 @@ def drive(coroutine: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a blocking adapter's coroutine suspended: it needs an event loop")
 
 
+class RunAll(Protocol):
+    """How a blocking library's conc submitters run: threads, or greenlets for gevent."""
+
+    def __call__(self, functions: Sequence[Callable[[], None]]) -> None:
+        """Run `functions` at once; return when all have ended; raise the first error."""
+
+
+def run_in_threads(functions: Sequence[Callable[[], None]]) -> None:
+    """RunAll with a thread per function (the default of a blocking library)."""
+    errors: list[BaseException] = []
+
+    def run(function: Callable[[], None]) -> None:
+        try:
+            function()
+        except BaseException as error:  # raised again in the calling thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(f,), daemon=True) for f in functions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
 class Blocking:
     """A blocking library's ClientAdapter as an AsyncClientAdapter.
 
     Each call returns when the library's call does, so nothing suspends;
-    `run_concurrently` runs each task in a thread of its own, all sharing
-    the one adapter (so the library's client must be thread-safe).
+    `run_concurrently` runs the tasks with `run_all`, all sharing the one
+    adapter: in a thread each by default (so the library's client must be
+    thread-safe), or as greenlets where the contender passes a gevent RunAll.
     """
 
-    def __init__(self, adapter: ClientAdapter) -> None:
+    def __init__(self, adapter: ClientAdapter, run_all: RunAll = run_in_threads) -> None:
         self.adapter = adapter
+        self.run_all = run_all
 
     async def submit(self, function: str, payload: bytes) -> bytes:
         return self.adapter.submit(function, payload)
@@ -255,21 +286,10 @@ class Blocking:
         self.adapter.submit_background_many(function, payload, count)
 
     async def run_concurrently(self, task: Callable[[], Awaitable[None]], count: int) -> None:
-        errors: list[BaseException] = []
-
         def run() -> None:
-            try:
-                drive(task())  # type: ignore[arg-type]
-            except BaseException as error:  # raised again in the calling thread
-                errors.append(error)
+            drive(task())  # type: ignore[arg-type]
 
-        threads = [threading.Thread(target=run, daemon=True) for _ in range(count)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise errors[0]
+        self.run_all([run] * count)
 
 
 class WorkerAdapter(Protocol):
@@ -311,32 +331,62 @@ class Jobs:
         self.n = options.n
 
 
-class Tally:
-    """The conc scenario's shared count: submitters claim jobs until n are claimed.
+def numbered_payloads(count: int, size: int) -> list[bytes]:
+    """`count` distinct payloads of `size` ASCII digits (more if `count` needs them).
 
-    Locked, so threads may share it as well as tasks.
+    One per conc job, so that every answer names the job it belongs to;
+    ASCII, so that a library that decodes payloads as text takes them too.
+    """
+    return [b"%0*d" % (size, index) for index in range(count)]
+
+
+class Tally:
+    """The conc scenario's shared count: submitters claim jobs until all are claimed.
+
+    Each answer is checked against the expected result of the job it was
+    submitted for; one that is another job's expected result was delivered
+    to the wrong submitter. Locked, so threads may share it as well as tasks.
     """
 
-    def __init__(self, n: int) -> None:
-        self._unclaimed = n
+    def __init__(self, expected: Sequence[bytes]) -> None:
+        self.expected = list(expected)
+        self._owners = {result: index for index, result in enumerate(self.expected)}
+        self._claimed = 0
         self._lock = threading.Lock()
         self.answered = 0
-        self.wrong = 0
+        self.misdelivered = 0  # another job's result
+        self.wrong = 0  # no job's result
 
-    def claim(self) -> bool:
-        """Take one of the n jobs; False once all are taken."""
+    def claim(self) -> int | None:
+        """Take the next job: its index, or None once all are taken."""
         with self._lock:
-            if self._unclaimed == 0:
-                return False
-            self._unclaimed -= 1
-            return True
+            if self._claimed == len(self.expected):
+                return None
+            self._claimed += 1
+            return self._claimed - 1
 
-    def answer(self, right: bool) -> None:
-        """Count one claimed job's answer."""
+    def answer(self, index: int, result: bytes) -> None:
+        """Count the answer `result` to job `index`."""
         with self._lock:
             self.answered += 1
-            if not right:
+            if result == self.expected[index]:
+                return
+            if self._owners.get(result, index) != index:
+                self.misdelivered += 1
+            else:
                 self.wrong += 1
+
+    def problems(self) -> list[str]:
+        """What went wrong, as the report says it ([] when every job got its own result)."""
+        n = len(self.expected)
+        found = []
+        if self.answered != n:
+            found.append(f"{self.answered} answers for {n} jobs")
+        if self.misdelivered:
+            found.append(f"{self.misdelivered} of {n} results belonged to another job")
+        if self.wrong:
+            found.append(f"{self.wrong} of {n} results were no job's answer")
+        return found
 
 
 async def _fill(jobs: Jobs, adapter: AsyncClientAdapter, window: Window) -> None:
@@ -387,21 +437,26 @@ async def _one_at_a_time(jobs: Jobs, adapter: AsyncClientAdapter, window: Window
 async def _concurrent(jobs: Jobs, adapter: AsyncClientAdapter, window: Window) -> None:
     """CONC_TASKS submitters share the adapter, each one job at a time, n jobs in all.
 
-    The window includes starting the submitters (for 100 threads a few ms,
-    which a measurement sized to --target-seconds amortises).
+    Every job has its own payload (`numbered_payloads`), so the check tells
+    a result delivered to the wrong submitter from a wrong one. The window
+    includes starting the submitters (for 100 threads a few ms, which a
+    measurement sized to --target-seconds amortises).
     """
     await _warm_up(jobs, adapter)
-    tally = Tally(jobs.n)
+    payloads = numbered_payloads(jobs.n, len(jobs.payload))
+    tally = Tally([expected_result(jobs.scenario, payload) for payload in payloads])
 
     async def submitter() -> None:
-        while tally.claim():
-            tally.answer(await adapter.submit(jobs.function, jobs.payload) == jobs.expected)
+        index = tally.claim()
+        while index is not None:
+            tally.answer(index, await adapter.submit(jobs.function, payloads[index]))
+            index = tally.claim()
 
     window.start()
     await adapter.run_concurrently(submitter, CONC_TASKS)
     window.stop()
-    check(tally.answered == jobs.n, f"{tally.answered} answers for {jobs.n} jobs")
-    check(tally.wrong == 0, f"{tally.wrong} jobs answered wrongly")
+    problems = tally.problems()
+    check(not problems, "; ".join(problems))
 
 
 #: The client side of each scenario (drain has none).
@@ -459,17 +514,21 @@ def main(
     client: Callable[[Options], ClientAdapter],
     worker: Callable[[Options], WorkerAdapter],
     argv: list[str] | None = None,
+    run_all: RunAll = run_in_threads,
 ) -> None:
-    """Run one side of one scenario with a blocking library's adapters."""
+    """Run one side of one scenario with a blocking library's adapters.
+
+    `run_all` runs the conc submitters (threads unless the contender says otherwise).
+    """
 
     def client_side(options: Options) -> None:
-        drive(run_client(options, Blocking(client(options))))
+        drive(run_client(options, Blocking(client(options), run_all)))
 
     _run_side(client_side, worker, argv)
 
 
 def main_async(
-    client: Callable[[Options], AsyncClientAdapter],
+    client: Callable[[Options], AsyncClientAdapter | Awaitable[AsyncClientAdapter]],
     worker: Callable[[Options], WorkerAdapter],
     run: Callable[[Callable[[], Awaitable[None]]], object],
     argv: list[str] | None = None,
@@ -477,14 +536,23 @@ def main_async(
     """Run one side of one scenario with an async library's adapters.
 
     The client side runs in `run(async_function)` (``trio.run``, say), and
-    `client(options)` is called inside it; the worker adapter's `serve`
-    runs its own event loop.
+    `client(options)` is called inside it (a coroutine function, such as one
+    that connects first, is awaited); the worker adapter's `serve` runs its
+    own event loop.
     """
 
     async def client_task(options: Options) -> None:
-        await run_client(options, client(options))
+        adapter = client(options)
+        if inspect.isawaitable(adapter):
+            adapter = await adapter
+        await run_client(options, adapter)
 
     _run_side(lambda options: run(lambda: client_task(options)), worker, argv)
+
+
+def run_asyncio(main: Callable[[], Awaitable[None]]) -> None:
+    """``asyncio.run(main())``: main_async's `run` for an asyncio library."""
+    asyncio.run(main())  # type: ignore[arg-type]
 
 
 def _run_side(

@@ -9,14 +9,17 @@ threads share the one client (thread-safe since the binding's runtime
 interface; the harness leaves older revisions out of conc), and the worker
 runs one job at a time.
 
-``ours_trio.py`` makes the same calls with ``await`` and shares the helpers here.
+The other bindings' contenders share what is here: ``ours_gevent.py`` runs
+these classes on ``gearman.gevent`` (conc submitters as greenlets);
+``ours_trio.py`` and ``ours_asyncio.py`` make the same calls with ``await``
+through `AsyncClient` and `AsyncWorker`.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -45,8 +48,12 @@ def job_dicts(function: str, payload: bytes, count: int) -> list[dict[str, Any]]
 
 
 class Client:
+    """The ClientAdapter on a blocking client class of ours (`client_class`)."""
+
+    client_class: Callable[[list[str]], Any] = gearman.GearmanClient
+
     def __init__(self, options: _common.Options) -> None:
-        self.client = gearman.GearmanClient([options.address])
+        self.client = self.client_class([options.address])
         self.timeout = options.timeout
 
     def submit(self, function: str, payload: bytes) -> bytes:
@@ -107,8 +114,14 @@ class _CountingWorker(Counting, gearman.GearmanWorker):
 
 
 class Worker:
+    """The WorkerAdapter on a Counting worker class of ours; `make_worker` builds it."""
+
     def __init__(self, options: _common.Options) -> None:
         self.address = options.address
+
+    def make_worker(self) -> Any:
+        """The worker (one job at a time: older revisions have no max_jobs)."""
+        return _CountingWorker([self.address])
 
     def serve(
         self,
@@ -117,9 +130,82 @@ class Worker:
         count: int,
         after_job: Callable[[int], None],
     ) -> None:
-        worker = _CountingWorker([self.address])
+        worker = self.make_worker()
         prepare(worker, function, handler, count, after_job)
         worker.work(poll_timeout=WORKER_POLL_TIMEOUT)
+
+
+# --- our async bindings (gearman.trio, gearman.asyncio): the same calls, awaited ---
+
+
+class AsyncClient:
+    """Client's calls on an async client class of ours (`client_class`), awaited.
+
+    A subclass names the class and runs the conc submitters as its tasks
+    (`run_concurrently`).
+    """
+
+    client_class: Callable[[list[str]], Any]
+
+    def __init__(self, options: _common.Options) -> None:
+        self.client = self.client_class([options.address])
+        self.timeout = options.timeout
+
+    async def submit(self, function: str, payload: bytes) -> bytes:
+        request = await self.client.submit_job(function, payload, poll_timeout=self.timeout)
+        return result_of(request)
+
+    async def submit_many(self, function: str, payload: bytes, count: int) -> list[bytes]:
+        jobs = job_dicts(function, payload, count)
+        requests = await self.client.submit_multiple_jobs(jobs, poll_timeout=self.timeout)
+        return [request.result for request in requests]
+
+    async def submit_background(self, function: str, payload: bytes) -> None:
+        request = await self.client.submit_job(
+            function, payload, background=True, wait_until_complete=False, poll_timeout=self.timeout
+        )
+        check_created(request)
+
+    async def submit_background_many(self, function: str, payload: bytes, count: int) -> None:
+        jobs = job_dicts(function, payload, count)
+        requests = await self.client.submit_multiple_jobs(
+            jobs, background=True, wait_until_complete=False, poll_timeout=self.timeout
+        )
+        for request in requests:
+            check_created(request)
+
+
+class AsyncWorker:
+    """The WorkerAdapter on an async Counting worker class of ours, in its event loop.
+
+    `run(async_function)` runs the loop (``trio.run``, say); the worker runs
+    `_common.worker_slots(scenario)` jobs at once (``max_jobs``).
+    """
+
+    def __init__(
+        self,
+        options: _common.Options,
+        worker_class: Callable[..., Any],
+        run: Callable[[Callable[[], Awaitable[None]]], object],
+    ) -> None:
+        self.address = options.address
+        self.max_jobs = _common.worker_slots(options.scenario)
+        self.worker_class = worker_class
+        self.run = run
+
+    def serve(
+        self,
+        function: str,
+        handler: Callable[[bytes], bytes],
+        count: int,
+        after_job: Callable[[int], None],
+    ) -> None:
+        async def work() -> None:
+            worker = self.worker_class([self.address], max_jobs=self.max_jobs)
+            prepare(worker, function, handler, count, after_job)
+            await worker.work(poll_timeout=WORKER_POLL_TIMEOUT)
+
+        self.run(work)
 
 
 if __name__ == "__main__":

@@ -25,33 +25,8 @@ import trio
 import gearman.trio
 
 
-class Client:
-    def __init__(self, options: _common.Options) -> None:
-        self.client = gearman.trio.GearmanClient([options.address])
-        self.timeout = options.timeout
-
-    async def submit(self, function: str, payload: bytes) -> bytes:
-        request = await self.client.submit_job(function, payload, poll_timeout=self.timeout)
-        return ours.result_of(request)
-
-    async def submit_many(self, function: str, payload: bytes, count: int) -> list[bytes]:
-        jobs = ours.job_dicts(function, payload, count)
-        requests = await self.client.submit_multiple_jobs(jobs, poll_timeout=self.timeout)
-        return [request.result for request in requests]
-
-    async def submit_background(self, function: str, payload: bytes) -> None:
-        request = await self.client.submit_job(
-            function, payload, background=True, wait_until_complete=False, poll_timeout=self.timeout
-        )
-        ours.check_created(request)
-
-    async def submit_background_many(self, function: str, payload: bytes, count: int) -> None:
-        jobs = ours.job_dicts(function, payload, count)
-        requests = await self.client.submit_multiple_jobs(
-            jobs, background=True, wait_until_complete=False, poll_timeout=self.timeout
-        )
-        for request in requests:
-            ours.check_created(request)
+class Client(ours.AsyncClient):
+    client_class = gearman.trio.GearmanClient
 
     async def run_concurrently(self, task: Callable[[], Awaitable[None]], count: int) -> None:
         async with trio.open_nursery() as nursery:
@@ -63,31 +38,9 @@ class _CountingWorker(ours.Counting, gearman.trio.GearmanWorker):
     pass
 
 
-class Worker:
-    def __init__(self, options: _common.Options) -> None:
-        self.address = options.address
-        self.max_jobs = _common.worker_slots(options.scenario)
-
-    def serve(
-        self,
-        function: str,
-        handler: Callable[[bytes], bytes],
-        count: int,
-        after_job: Callable[[int], None],
-    ) -> None:
-        trio.run(self._serve, function, handler, count, after_job)
-
-    async def _serve(
-        self,
-        function: str,
-        handler: Callable[[bytes], bytes],
-        count: int,
-        after_job: Callable[[int], None],
-    ) -> None:
-        worker = _CountingWorker([self.address], max_jobs=self.max_jobs)
-        ours.prepare(worker, function, handler, count, after_job)
-        await worker.work(poll_timeout=ours.WORKER_POLL_TIMEOUT)
+def worker(options: _common.Options) -> ours.AsyncWorker:
+    return ours.AsyncWorker(options, _CountingWorker, trio.run)
 
 
 if __name__ == "__main__":
-    _common.main_async(Client, Worker, trio.run)
+    _common.main_async(Client, worker, trio.run)
