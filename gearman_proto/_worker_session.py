@@ -47,6 +47,10 @@ __all__ = ["WorkerSession"]
 logger = logging.getLogger("gearman_proto.worker")
 
 
+#: the connection a job was assigned on, for replies (None: do not check).
+Assigned = WorkerConnection | None
+
+
 class WorkerSession:
     """A worker's abilities, connections and held jobs.
 
@@ -251,7 +255,7 @@ class WorkerSession:
                     job.handle,
                     job.function,
                 )
-                self._reply(server, WorkFail(handle=job.handle))
+                self._reply(server, WorkFail(handle=job.handle), None)
                 return []
             if self._shared:
                 self._rebalance()
@@ -267,16 +271,21 @@ class WorkerSession:
 
     # ------------------------------------------------------------- replies
 
-    def job_returned(self, server: ServerAddress, handle: bytes, payload: bytes | None) -> bool:
+    def job_returned(
+        self, server: ServerAddress, handle: bytes, payload: bytes | None, *, on: Assigned = None
+    ) -> bool:
         """The job's function returned *payload*: WORK_COMPLETE (None: empty result)."""
-        return self.complete(server, handle, b"" if payload is None else payload)
+        result = b"" if payload is None else payload
+        return self._reply(server, WorkComplete(handle=handle, payload=result), on)
 
-    def job_raised(self, server: ServerAddress, handle: bytes, description: bytes) -> bool:
+    def job_raised(
+        self, server: ServerAddress, handle: bytes, description: bytes, *, on: Assigned = None
+    ) -> bool:
         """The job's function raised: WORK_EXCEPTION with *description* if
         ``send_exceptions`` is set, else WORK_FAIL."""
-        return self.fail(server, handle, description if self.send_exceptions else None)
+        return self.fail(server, handle, description if self.send_exceptions else None, on=on)
 
-    def job_abandoned(self, server: ServerAddress, handle: bytes) -> bool:
+    def job_abandoned(self, server: ServerAddress, handle: bytes, *, on: Assigned = None) -> bool:
         """The binding stopped running a job it holds (cancelled, or a hook raised):
         WORK_FAIL, so no client waits for a job nobody runs.
 
@@ -286,42 +295,67 @@ class WorkerSession:
         connection = self.connections.get(server)
         if connection is None or not any(job.handle == handle for job in connection.jobs):
             return False
-        return self.fail(server, handle)
+        return self.fail(server, handle, on=on)
 
-    def complete(self, server: ServerAddress, handle: bytes, payload: bytes) -> bool:
+    def complete(
+        self, server: ServerAddress, handle: bytes, payload: bytes, *, on: Assigned = None
+    ) -> bool:
         """End a held job successfully (WORK_COMPLETE)."""
-        return self._reply(server, WorkComplete(handle=handle, payload=payload))
+        return self._reply(server, WorkComplete(handle=handle, payload=payload), on)
 
-    def fail(self, server: ServerAddress, handle: bytes, exception: bytes | None = None) -> bool:
+    def fail(
+        self,
+        server: ServerAddress,
+        handle: bytes,
+        exception: bytes | None = None,
+        *,
+        on: Assigned = None,
+    ) -> bool:
         """End a held job as failed: WORK_EXCEPTION with *exception*, else WORK_FAIL.
 
         Never both (gearmand answers the second with JOB_NOT_FOUND).
         """
         if exception is None:
-            return self._reply(server, WorkFail(handle=handle))
-        return self._reply(server, WorkException(handle=handle, payload=exception))
+            return self._reply(server, WorkFail(handle=handle), on)
+        return self._reply(server, WorkException(handle=handle, payload=exception), on)
 
-    def data(self, server: ServerAddress, handle: bytes, payload: bytes) -> bool:
+    def data(
+        self, server: ServerAddress, handle: bytes, payload: bytes, *, on: Assigned = None
+    ) -> bool:
         """Send partial data for a held job (WORK_DATA)."""
-        return self._reply(server, WorkData(handle=handle, payload=payload))
+        return self._reply(server, WorkData(handle=handle, payload=payload), on)
 
-    def warning(self, server: ServerAddress, handle: bytes, payload: bytes) -> bool:
+    def warning(
+        self, server: ServerAddress, handle: bytes, payload: bytes, *, on: Assigned = None
+    ) -> bool:
         """Send a warning for a held job (WORK_WARNING)."""
-        return self._reply(server, WorkWarning(handle=handle, payload=payload))
+        return self._reply(server, WorkWarning(handle=handle, payload=payload), on)
 
     def status(
-        self, server: ServerAddress, handle: bytes, numerator: int, denominator: int
+        self,
+        server: ServerAddress,
+        handle: bytes,
+        numerator: int,
+        denominator: int,
+        *,
+        on: Assigned = None,
     ) -> bool:
         """Send progress for a held job (WORK_STATUS)."""
         event = WorkStatus(
             handle=handle, numerator=b"%d" % numerator, denominator=b"%d" % denominator
         )
-        return self._reply(server, event)
+        return self._reply(server, event, on)
 
-    def _reply(self, server: ServerAddress, event: Event) -> bool:
-        """Send *event*; False when the connection that held the job is gone."""
+    def _reply(self, server: ServerAddress, event: Event, on: Assigned) -> bool:
+        """Send *event*; False when the connection that held the job is gone.
+
+        *on* is the connection the job was assigned on (``connections[server]``
+        then): a reply for a job of an earlier connection to the server is
+        dropped, not sent on its successor, where a new job may carry the
+        same handle (gearmand numbers handles afresh after a restart).
+        """
         connection = self.connections.get(server)
-        if connection is None:
+        if connection is None or (on is not None and connection is not on):
             logger.warning("%s: connection lost, dropping %s", server, type(event).__name__)
             return False
         connection.queue(event)

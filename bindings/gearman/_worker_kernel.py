@@ -106,15 +106,26 @@ class WorkerKernel:
         return until, reconnect, connect_by
 
     def receive(self, server: proto.ServerAddress, event: proto.Event) -> None:
-        """The runtime's sink: jobs the session hands out are queued to run."""
-        for assigned in self.session.receive(server, event, self.now()):
-            data = self.owner.data_encoder.decode(assigned.payload)
+        """The runtime's sink: jobs the session hands out are queued to run.
+
+        A payload the worker's ``data_encoder`` cannot decode fails that job
+        (WORK_FAIL, logged) instead of the link: gearmand would hand the
+        same job to the next worker with the same encoder, and so on.
+        """
+        session = self.session
+        for assigned in session.receive(server, event, self.now()):
+            try:
+                data = self.owner.data_encoder.decode(assigned.payload)
+            except Exception:
+                logger.exception("%s: cannot decode the payload of job %r", server, assigned.handle)
+                session.fail(server, assigned.handle)
+                continue
             task = self.names.get(assigned.function, assigned.function)
             unique = None if assigned.unique is None else assigned.unique.decode(*TEXT)
             reducer = None if assigned.reducer is None else assigned.reducer.decode(*TEXT)
-            self.jobs.append(
-                GearmanJob(server, assigned.handle.decode(*TEXT), task, unique, data, reducer)
-            )
+            job = GearmanJob(server, assigned.handle.decode(*TEXT), task, unique, data, reducer)
+            job._assigned_on = session.connections.get(server)
+            self.jobs.append(job)
 
     # -------------------------------------------------------------- replies
 
@@ -151,7 +162,7 @@ class WorkerKernel:
             raise errors.InvalidWorkerState(f"{job!r} was not assigned by a server")
         with_handle = job.handle.encode("utf-8", "surrogateescape")
         try:
-            return bool(send(server, with_handle, *arguments))
+            return bool(send(server, with_handle, *arguments, on=job._assigned_on))
         except proto.ProtocolError as error:
             raise map_error(error, errors.InvalidWorkerState) from error
 

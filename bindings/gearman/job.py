@@ -79,6 +79,9 @@ class GearmanJob:
         self.unique = unique
         self.data = data
         self.reducer = reducer
+        #: the core connection a worker's job was assigned on: its replies
+        #: go there or nowhere (never to a successor holding the same handle).
+        self._assigned_on: proto.WorkerConnection | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``task``, ``job_handle``, ``unique`` and ``data`` as a dict."""

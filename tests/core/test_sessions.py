@@ -611,6 +611,24 @@ def test_worker_outcome_rules() -> None:
     assert telling.data_to_send()[A].startswith(req(T.WORK_EXCEPTION, b"H:4", b"ValueError: x"))
 
 
+def test_a_reply_for_a_job_of_an_earlier_connection_is_dropped() -> None:
+    """gearmand numbers handles afresh after a restart: the old job's late
+    reply must not answer the new connection's job of the same handle."""
+    session = worker_session(max_jobs=2)
+    first = session.connection_made(A)
+    feed(session, A, res(T.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"", b"old"))
+    session.connection_lost(A, 0.0)
+    second = session.connection_made(A)
+    session.data_to_send()
+    feed(session, A, res(T.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"", b"new"))
+    session.data_to_send()
+    assert not session.job_returned(A, b"H:1", b"result of old", on=first)
+    assert not session.job_abandoned(A, b"H:1", on=first)
+    assert session.data_to_send() == {}
+    assert session.job_returned(A, b"H:1", b"result of new", on=second)
+    assert session.data_to_send()[A].startswith(req(T.WORK_COMPLETE, b"H:1", b"result of new"))
+
+
 def test_worker_timers_cover_epoch_wakes_and_reconnects() -> None:
     session = gp.WorkerSession([A, B], epoch_poll_interval=5.0, pool=gp.ServerPool([A, B]))
     session.register(b"f")
