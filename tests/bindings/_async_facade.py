@@ -1,8 +1,8 @@
 """A sync facade over an async binding, so the shared binding suite runs against it.
 
 `AsyncFacade` is a ``runtime`` of the suite (``runtime.GearmanClient(...)``)
-built from an async binding module (``gearman.trio``) and a `Portal`
-running its event loop.  Its ``GearmanClient``, ``GearmanWorker`` and
+built from an async binding module (``gearman.trio``, ``gearman.asyncio``)
+and a `Portal` running its event loop.  Its ``GearmanClient``, ``GearmanWorker`` and
 ``GearmanAdminClient`` are proxies: each instance owns one real async
 object, made in the loop, and
 
@@ -25,7 +25,8 @@ object, made in the loop, and
   registered.
 
 Used only from threads other than the loop's (the test's, a
-``WorkerThread``, a hook's or a task's worker thread).
+``BackgroundWorker``'s, a hook's or a task's worker thread): the facade's
+``concurrency`` is `_binding_helpers.Threads`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import types
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
+from _binding_helpers import Threads
 from _portal import Portal
 
 import gearman
@@ -217,7 +219,8 @@ class AsyncFacade(types.ModuleType):
 
     Offers what the suite reads of a runtime module: the three classes (as
     proxies), ``DataEncoder``, ``NoopEncoder``, ``GearmanJob``,
-    ``GearmanJobRequest``, ``errors`` and the constants.
+    ``GearmanJobRequest``, ``errors`` and the constants, and
+    ``concurrency``: threads (test code, hooks and tasks run in threads).
     """
 
     def __init__(self, name: str, binding: types.ModuleType, portal: Portal) -> None:
@@ -225,6 +228,7 @@ class AsyncFacade(types.ModuleType):
         self.runtime_name = name
         self.binding = binding
         self.portal = portal
+        self.concurrency = Threads()
         self.GearmanClient = self._proxy_class(ClientProxy, binding.GearmanClient)
         self.GearmanWorker = self._proxy_class(WorkerProxy, binding.GearmanWorker)
         self.GearmanAdminClient = self._proxy_class(AdminClientProxy, binding.GearmanAdminClient)

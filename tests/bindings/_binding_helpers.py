@@ -1,20 +1,31 @@
 """Helpers for the binding tests against real peers, for every runtime.
 
+- `Threads`, `Greenlets`: how a runtime's tests run something in the
+  background, wait for an event, pause and run a command: OS threads,
+  ``threading.Event``, ``time.sleep`` and ``subprocess.run`` for the
+  runtimes whose test code runs in threads (blocking, and the sync facades
+  of trio and asyncio, whose loops run in threads of their own); greenlets
+  of the test's thread, ``gevent.event.Event``, ``gevent.sleep`` and
+  ``gevent.subprocess.run`` for gevent, whose waits only let other
+  greenlets run while the hub runs.  Each runtime offers its own as
+  ``runtime.concurrency``; tests reach them only that way, so they are
+  written once.  Under ``gevent.monkey.patch_all()`` the two behave alike.
 - `unique_name`: a fresh function name per test, so tests sharing the
   session gearmand never see each other's jobs.
 - `wait_until`: poll a condition until it holds or a deadline passes (the
   only kind of waiting these tests do; no bare sleeps).
-- `WorkerThread`: runs ``worker.work(poll_timeout=0.1)`` in a background
-  thread until `WorkerThread.stop` (a `threading.Event` makes
-  ``after_poll`` return False), and re-raises in the test whatever
-  escaped ``work()``.
+- `BackgroundWorker`: runs ``worker.work(poll_timeout=0.1)`` in the
+  background (the runtime's thread or greenlet) until
+  `BackgroundWorker.stop` (a flag makes ``after_poll`` return False), and
+  re-raises in the test whatever escaped ``work()``.
 - `wait_for_workers`: wait until gearmand lists N workers for a function.
 - `sockets_connected_to`, `tcp_info`: this process's sockets connected to a
   server, and what Linux counted on them (what the OS says, whichever
   runtime opened them).
 
-Helpers that make binding objects take the ``runtime`` (the module, or the
-sync facade, the ``runtime`` fixture gives) as their first argument.
+Helpers that make binding objects, or run or wait in the background, take
+the ``runtime`` (the module, or the sync facade, the ``runtime`` fixture
+gives) as their first argument.
 """
 
 from __future__ import annotations
@@ -23,20 +34,25 @@ import contextlib
 import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 import types
 import uuid
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from gearman import GearmanJob, GearmanWorker
 
 __all__ = [
+    "Background",
+    "BackgroundWorker",
+    "Concurrency",
+    "Greenlets",
     "OurSocket",
     "TcpInfo",
-    "WorkerThread",
+    "Threads",
     "admin_status",
     "reverse",
     "serving",
@@ -53,12 +69,112 @@ T = TypeVar("T")
 DEADLINE = 10.0
 
 
+# ------------------------------------------------------------ concurrency
+
+
+class Background(Protocol):
+    """Something running in the background: a thread or a greenlet."""
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait at most *timeout* s for it to end (it may still run afterwards)."""
+
+    def is_alive(self) -> bool:
+        """Whether it is still running."""
+
+
+class Concurrency(Protocol):
+    """How a runtime's tests wait and run things besides the test itself."""
+
+    #: "threads" or "greenlets".
+    name: str
+
+    def Event(self) -> Any:
+        """A new event (``set``, ``is_set``, ``wait(timeout)``) waiters of this kind can share."""
+
+    def start(self, function: Callable[..., object], *args: Any, name: str = "") -> Background:
+        """Run ``function(*args)`` in the background; its errors are its own to catch."""
+
+    def sleep(self, seconds: float) -> None:
+        """Pause the caller, letting the background run."""
+
+    def run_process(self, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        """``subprocess.run(args, **kwargs)``, letting the background run meanwhile."""
+
+
+class Threads:
+    """`Concurrency` of OS threads: the test's code blocks its own thread only."""
+
+    name = "threads"
+
+    def Event(self) -> threading.Event:
+        return threading.Event()
+
+    def start(self, function: Callable[..., object], *args: Any, name: str = "") -> Background:
+        thread = threading.Thread(target=function, args=args, name=name or None, daemon=True)
+        thread.start()
+        return thread
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def run_process(self, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(args, **kwargs)  # noqa: PLW1510 -- check is the caller's
+
+
+class _Greenlet:
+    """A `Background` greenlet."""
+
+    def __init__(self, greenlet: Any) -> None:
+        self.greenlet = greenlet
+
+    def join(self, timeout: float | None = None) -> None:
+        self.greenlet.join(timeout)
+
+    def is_alive(self) -> bool:
+        return not self.greenlet.dead
+
+
+class Greenlets:
+    """`Concurrency` of greenlets in the test's thread: every wait runs the hub."""
+
+    name = "greenlets"
+
+    def __init__(self) -> None:
+        import gevent  # noqa: PLC0415 -- only the gevent runtime needs it
+        import gevent.event  # noqa: PLC0415
+        import gevent.subprocess  # noqa: PLC0415
+
+        self._gevent = gevent
+
+    def Event(self) -> Any:
+        return self._gevent.event.Event()
+
+    def start(self, function: Callable[..., object], *args: Any, name: str = "") -> Background:
+        greenlet = self._gevent.spawn(function, *args)
+        if name:
+            greenlet.name = name
+        return _Greenlet(greenlet)
+
+    def sleep(self, seconds: float) -> None:
+        self._gevent.sleep(seconds)
+
+    def run_process(self, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        if kwargs.get("input") is not None and kwargs.get("stdin", ...) is None:
+            del kwargs["stdin"]  # subprocess.run ignores stdin=None with input; gevent's refuses it
+        result: subprocess.CompletedProcess[bytes] = self._gevent.subprocess.run(args, **kwargs)
+        return result
+
+
+# ------------------------------------------------------------------ waiting
+
+
 def unique_name(prefix: str = "t") -> str:
     """A function name no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 def wait_until(
+    runtime: types.ModuleType,
     condition: Callable[[], T],
     timeout: float = DEADLINE,
     interval: float = 0.01,
@@ -66,7 +182,9 @@ def wait_until(
 ) -> T:
     """Call *condition* until it returns something truthy; return that.
 
-    Raises AssertionError when *timeout* seconds pass first.
+    Pauses between calls with the *runtime*'s ``concurrency.sleep``, so
+    what runs in its background goes on meanwhile.  Raises AssertionError
+    when *timeout* seconds pass first.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -75,7 +193,7 @@ def wait_until(
             return value
         if time.monotonic() >= deadline:
             raise AssertionError(f"{message} not reached within {timeout} s (last: {value!r})")
-        time.sleep(interval)
+        runtime.concurrency.sleep(interval)
 
 
 def admin_status(runtime: types.ModuleType, address: str, task: str) -> dict[str, Any] | None:
@@ -97,60 +215,68 @@ def wait_for_workers(
         line = admin_status(runtime, address, task)
         return line is not None and line["workers"] == count
 
-    wait_until(registered, timeout, interval=0.02, message=f"{count} worker(s) for {task!r}")
+    wait_until(
+        runtime, registered, timeout, interval=0.02, message=f"{count} worker(s) for {task!r}"
+    )
 
 
-class WorkerThread:
-    """Run ``worker.work()`` in a daemon thread; stop it with an event.
+class BackgroundWorker:
+    """Run ``worker.work()`` in the background (the *runtime*'s thread or
+    greenlet); stop it with a flag.
 
     The worker's own ``after_poll`` (a subclass override included) is kept
-    and combined with the stop event.  Use as a context manager: leaving
-    the block stops the worker, joins the thread and re-raises an
-    exception that escaped ``work()``.
+    and combined with the flag.  Use as a context manager: leaving the
+    block stops the worker, joins it and re-raises an exception that
+    escaped ``work()``.
     """
 
-    def __init__(self, worker: GearmanWorker, poll_timeout: float | None = 0.1) -> None:
+    def __init__(
+        self, runtime: types.ModuleType, worker: GearmanWorker, poll_timeout: float | None = 0.1
+    ) -> None:
         self.worker = worker
         self.poll_timeout = poll_timeout
-        self.stop_event = threading.Event()
+        self.concurrency: Concurrency = runtime.concurrency
+        self.stopping = False
         self.error: BaseException | None = None
-        self.returned = threading.Event()
+        self.background: Background | None = None
         own_after_poll = worker.after_poll
 
         def after_poll(any_activity: bool) -> bool:
             keep_going = own_after_poll(any_activity)
-            return bool(keep_going) and not self.stop_event.is_set()
+            return bool(keep_going) and not self.stopping
 
         worker.after_poll = after_poll  # type: ignore[method-assign]
-        self.thread = threading.Thread(target=self._run, name="gearman-worker", daemon=True)
 
     def _run(self) -> None:
         try:
             self.worker.work(poll_timeout=self.poll_timeout)
         except BaseException as error:
             self.error = error
-        finally:
-            self.returned.set()
 
-    def start(self) -> WorkerThread:
-        """Start the thread; returns self."""
-        self.thread.start()
+    def start(self) -> BackgroundWorker:
+        """Start ``work()`` in the background; returns self."""
+        self.background = self.concurrency.start(self._run, name="gearman-worker")
         return self
+
+    def is_alive(self) -> bool:
+        """Whether ``work()`` is still running."""
+        return self.background is not None and self.background.is_alive()
 
     def join(self, timeout: float = DEADLINE) -> None:
         """Wait for ``work()`` to return on its own; fail if it does not."""
-        self.thread.join(timeout)
-        if self.thread.is_alive():
+        assert self.background is not None, "not started"
+        self.background.join(timeout)
+        if self.background.is_alive():
             raise AssertionError(f"worker did not leave work() within {timeout} s")
         if self.error is not None:
             raise self.error
 
     def stop(self, timeout: float = DEADLINE) -> None:
         """Make ``after_poll`` return False, then join (see `join`)."""
-        self.stop_event.set()
+        self.stopping = True
         self.join(timeout)
 
-    def __enter__(self) -> WorkerThread:
+    def __enter__(self) -> BackgroundWorker:
         return self.start()
 
     def __exit__(
@@ -162,8 +288,9 @@ class WorkerThread:
         if exc_type is None:
             self.stop()
         else:  # do not hide the test's own failure behind a worker error
-            self.stop_event.set()
-            self.thread.join(DEADLINE)
+            self.stopping = True
+            if self.background is not None:
+                self.background.join(DEADLINE)
 
 
 def reverse(worker: GearmanWorker, job: GearmanJob) -> Any:
@@ -178,13 +305,13 @@ def serving(
     worker_class: type[GearmanWorker] | None = None,
     poll_timeout: float | None = 0.1,
     **kwargs: Any,
-) -> WorkerThread:
-    """A `WorkerThread` (not started yet: use ``with``) serving *tasks* on *hosts*
+) -> BackgroundWorker:
+    """A `BackgroundWorker` (not started yet: use ``with``) serving *tasks* on *hosts*
     with a *worker_class* (default: the runtime's ``GearmanWorker``)."""
     worker = (worker_class or runtime.GearmanWorker)(hosts, **kwargs)
     for name, function in tasks.items():
         worker.register_task(name, function)
-    return WorkerThread(worker, poll_timeout=poll_timeout)
+    return BackgroundWorker(runtime, worker, poll_timeout=poll_timeout)
 
 
 def _peer(sock: socket.socket) -> tuple[str, int] | None:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import types
 from typing import Any
 
 import pytest
 from _binding_helpers import (
-    WorkerThread,
+    BackgroundWorker,
     admin_status,
     reverse,
     serving,
@@ -83,7 +82,7 @@ def test_get_status_counts_queued_running_and_workers(
     assert line == {"task": task, "queued": 3, "running": 0, "workers": 0}
     assert all(isinstance(line[k], int) for k in ("queued", "running", "workers"))
 
-    started, release = threading.Event(), threading.Event()
+    started, release = runtime.concurrency.Event(), runtime.concurrency.Event()
 
     def hold(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         started.set()
@@ -105,7 +104,7 @@ def test_get_workers_lists_tasks_and_client_ids(
     worker.set_client_id(client_id)
     worker.register_task(first, reverse)
     worker.register_task(second.encode(), reverse)
-    with WorkerThread(worker):
+    with BackgroundWorker(runtime, worker):
         wait_for_workers(runtime, address, second)
         mine = [w for w in admin.get_workers() if w["client_id"] == client_id]
     (entry,) = mine

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 import types
 from collections.abc import Iterator
@@ -146,9 +145,7 @@ def test_threads_share_one_client_and_each_gets_its_own_answers(
             failures.append(error)
 
     with serving(runtime, [gearmand.address], {task: reverse}):
-        threads = [threading.Thread(target=submitter, args=(n,)) for n in range(6)]
-        for thread in threads:
-            thread.start()
+        threads = [runtime.concurrency.start(submitter, n) for n in range(6)]
         for thread in threads:
             thread.join(60)
     assert not failures, failures
@@ -166,7 +163,7 @@ def test_a_worker_whose_result_stalls_keeps_calling_after_poll(
     """A large result to a server that stopped reading: the link is given up at
     the end of the wait, after_poll runs, and the worker carries on."""
     result = b"r" * (32 << 20)
-    ran = threading.Event()
+    ran = runtime.concurrency.Event()
     polls_after_job: list[bool] = []
 
     class Worker(runtime.GearmanWorker):  # type: ignore[name-defined, misc]
@@ -214,6 +211,7 @@ def test_an_encoder_returning_str_is_sent_utf8_on_both_sides(
     runtime: types.ModuleType, gearmand: Any
 ) -> None:
     """python-gearman's documented JSON encoder returns ``json.dumps``: a str."""
+
     class JSONEncoder(runtime.DataEncoder):  # type: ignore[name-defined, misc]
         @classmethod
         def encode(cls, encodable_object: Any) -> Any:

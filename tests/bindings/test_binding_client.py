@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 import types
 from typing import Any
 
 import pytest
 from _binding_helpers import (
-    WorkerThread,
+    BackgroundWorker,
     admin_status,
     reverse,
     serving,
@@ -52,8 +51,8 @@ def address(gearmand: Gearmand) -> str:
     return gearmand.address
 
 
-def blocking_task(started: threading.Event, release: threading.Event) -> Any:
-    """A task that reports it started, then waits for *release*."""
+def blocking_task(started: Any, release: Any) -> Any:
+    """A task that reports it started, then waits for *release* (the runtime's events)."""
 
     def task(worker: GearmanWorker, job: GearmanJob) -> bytes:
         started.set()
@@ -89,7 +88,7 @@ def test_every_priority_and_mode_is_accepted(
     runtime: types.ModuleType, address: str, priority: str | None, background: bool
 ) -> None:
     task = unique_name("prio")
-    done = threading.Event()
+    done = runtime.concurrency.Event()
 
     def record(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         done.set()
@@ -135,7 +134,7 @@ def test_high_priority_job_overtakes_normal_ones_queued_before_it(
         return b""
 
     with serving(runtime, [address], {task: record}):
-        wait_until(lambda: len(order) == 5, message="all five jobs run")
+        wait_until(runtime, lambda: len(order) == 5, message="all five jobs run")
     assert order == [b"high", b"normal-1", b"normal-2", b"normal-3", b"low"]
 
 
@@ -160,7 +159,7 @@ def test_wait_until_complete_false_returns_at_creation(
     runtime: types.ModuleType, address: str
 ) -> None:
     task = unique_name("held")
-    started, release = threading.Event(), threading.Event()
+    started, release = runtime.concurrency.Event(), runtime.concurrency.Event()
     with serving(runtime, [address], {task: blocking_task(started, release)}):
         client = runtime.GearmanClient([address])
         request = client.submit_job(task, b"x", wait_until_complete=False, poll_timeout=10)
@@ -303,7 +302,7 @@ def test_wait_until_jobs_accepted_then_completed(runtime: types.ModuleType, addr
 
 def test_wait_until_any_job_completed(runtime: types.ModuleType, address: str) -> None:
     slow_task, fast_task = unique_name("slow"), unique_name("fast")
-    started, release = threading.Event(), threading.Event()
+    started, release = runtime.concurrency.Event(), runtime.concurrency.Event()
     with (
         serving(runtime, [address], {slow_task: blocking_task(started, release)}),
         serving(runtime, [address], {fast_task: reverse}),
@@ -338,7 +337,7 @@ def test_get_job_status_of_queued_running_and_finished_jobs(
     assert queued.status["handle"] == queued.job.handle
     assert queued.server_status is queued.status  # deprecated alias
 
-    reported, release = threading.Event(), threading.Event()
+    reported, release = runtime.concurrency.Event(), runtime.concurrency.Event()
 
     def progress(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         if job.data == b"run":
@@ -355,7 +354,7 @@ def test_get_job_status_of_queued_running_and_finished_jobs(
             status = client.get_job_status(running, poll_timeout=10).status
             return bool(status["running"] and status["numerator"] == 3)
 
-        wait_until(server_sees_progress, message="status 3/7 on the server")
+        wait_until(runtime, server_sees_progress, message="status 3/7 on the server")
         assert running.status["denominator"] == 7
         assert running.status["known"] is True
         assert isinstance(running.status["time_received"], float)
@@ -413,6 +412,7 @@ def test_status_by_handle_and_by_unique_from_another_client(
     with serving(runtime, [address], {task: reverse}):
         submitter.wait_until_jobs_completed([foreground], poll_timeout=10)
         wait_until(
+            runtime,
             lambda: not observer.get_status_by_handle(background.job.handle)["known"],
             message="background job done",
         )
@@ -560,11 +560,11 @@ def test_client_context_manager_closes_its_connections(
     with runtime.GearmanClient([address], client_id=client_id) as client:
         client.submit_job(unique_name("nobody"), b"x", background=True, poll_timeout=10)
         assert listed(), "the client's connection should carry its client id"
-    wait_until(lambda: not listed(), message="client connection closed")
+    wait_until(runtime, lambda: not listed(), message="client connection closed")
 
 
 def test_many_threads_do_not_share_state(runtime: types.ModuleType, address: str) -> None:
-    """Client objects are independent: four threads, one client each."""
+    """Client objects are independent: four threads (greenlets under gevent), one client each."""
     task = unique_name("threads")
     results: dict[int, bytes] = {}
 
@@ -573,9 +573,7 @@ def test_many_threads_do_not_share_state(runtime: types.ModuleType, address: str
         results[n] = client.submit_job(task, b"%d" % n, poll_timeout=10).result
 
     with serving(runtime, [address], {task: reverse}):
-        threads = [threading.Thread(target=submit, args=(n,)) for n in range(4)]
-        for thread in threads:
-            thread.start()
+        threads = [runtime.concurrency.start(submit, n) for n in range(4)]
         for thread in threads:
             thread.join(15)
     assert results == {n: (b"%d" % n)[::-1] for n in range(4)}
@@ -590,7 +588,7 @@ def test_worker_thread_helper_reraises_errors_from_work(
         def after_poll(self, any_activity: bool) -> bool:
             raise ValueError("from after_poll")
 
-    runner = WorkerThread(Broken([address])).start()
+    runner = BackgroundWorker(runtime, Broken([address])).start()
     with pytest.raises(ValueError, match="from after_poll"):
         runner.join()
 

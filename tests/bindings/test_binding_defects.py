@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from _binding_helpers import (
-    WorkerThread,
+    BackgroundWorker,
     reverse,
     serving,
     sockets_connected_to,
@@ -235,7 +235,7 @@ def test_task_returning_none_completes_with_empty_data(
         client = runtime.GearmanClient([address])
         first = client.submit_job(task, b"1", poll_timeout=10)
         second = client.submit_job(task, b"2", poll_timeout=10)
-        assert runner.thread.is_alive()
+        assert runner.is_alive()
         assert runner.error is None
     assert (first.state, first.result) == (JOB_COMPLETE, b"")
     assert (second.state, second.result) == (JOB_COMPLETE, b"")
@@ -295,7 +295,7 @@ def test_send_job_exception_sends_only_work_exception(
     worker = exception_worker(runtime)([address])
     worker.register_task(task, lambda w, job: b"x")
     worker.register_task(sync_task, lambda w, job: b"y")
-    with WorkerThread(worker):
+    with BackgroundWorker(runtime, worker):
         client = runtime.GearmanClient([address], exceptions=True)
         assert client.submit_job(task, b"", poll_timeout=10).exception == b"x"
         # gearmand answers a worker connection in order: once the next job
@@ -320,14 +320,14 @@ def test_job_not_found_would_be_seen_in_the_log(
                 with runtime.GearmanAdminClient([address]) as admin:
                     return any(j["handle"] == job.handle and j["retries"] for j in admin.get_jobs())
 
-            wait_until(requeued, interval=0.05, message="job re-queued")
+            wait_until(runtime, requeued, interval=0.05, message="job re-queued")
         return b""
 
     worker = runtime.GearmanWorker([address])
     worker.register_task(task, late_once, timeout=0.2)
-    with WorkerThread(worker):
+    with BackgroundWorker(runtime, worker):
         assert runtime.GearmanClient([address]).submit_job(task, b"", poll_timeout=10).complete
-        wait_until(lambda: _job_not_found_logged(caplog), message="JOB_NOT_FOUND logged")
+        wait_until(runtime, lambda: _job_not_found_logged(caplog), message="JOB_NOT_FOUND logged")
 
 
 # 11 ------------------------------------------------- admin reply parsing

@@ -7,7 +7,6 @@ an epoch job comes due (PROTOCOL.md 5.2), so the worker polls with
 
 from __future__ import annotations
 
-import threading
 import time
 import types
 from typing import Any
@@ -48,13 +47,13 @@ def test_epoch_job_waits_until_its_time(runtime: types.ModuleType, address: str)
         status = admin_status(runtime, address, task)
         assert status is not None
         assert status["queued"] == 1
-        wait_until(lambda: ran_at, timeout=10, message="the epoch job ran")
+        wait_until(runtime, lambda: ran_at, timeout=10, message="the epoch job ran")
     assert ran_at[0] >= epoch - 0.05, f"ran {epoch - ran_at[0]:.2f} s before its epoch"
 
 
 def test_epoch_in_the_past_runs_at_once(runtime: types.ModuleType, address: str) -> None:
     task = unique_name("now")
-    done = threading.Event()
+    done = runtime.concurrency.Event()
 
     def record(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         done.set()
@@ -78,7 +77,7 @@ def test_reduce_job_reaches_the_worker_with_its_reducer(
 ) -> None:
     task, reducer = unique_name("map"), unique_name("reduce")
     seen: list[Any] = []
-    done = threading.Event()
+    done = runtime.concurrency.Event()
 
     def mapper(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         seen.append((job.reducer, job.unique, job.data))

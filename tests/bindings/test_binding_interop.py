@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
 import types
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _binding_helpers import WorkerThread, reverse, serving, unique_name, wait_for_workers
+from _binding_helpers import BackgroundWorker, reverse, serving, unique_name, wait_for_workers
 
 from devtools.gearmand import Gearmand
 from gearman import (
@@ -42,9 +41,14 @@ def server_args(server: Gearmand) -> list[str]:
     return ["-h", server.host, "-p", str(server.port)]
 
 
-def gearman_client(server: Gearmand, *args: str, stdin: bytes | None = None) -> Any:
-    """Run the ``gearman`` CLI as a client; returns the CompletedProcess."""
-    return subprocess.run(
+def gearman_client(
+    runtime: types.ModuleType, server: Gearmand, *args: str, stdin: bytes | None = None
+) -> Any:
+    """Run the ``gearman`` CLI as a client; returns the CompletedProcess.
+
+    Our worker serves it meanwhile: the run goes through the runtime's
+    ``concurrency``, so it lets the worker's greenlets run under gevent."""
+    return runtime.concurrency.run_process(
         ["gearman", *server_args(server), *args],
         input=stdin,
         stdin=None if stdin is not None else subprocess.DEVNULL,
@@ -80,19 +84,17 @@ def cli_worker(runtime: types.ModuleType, gearmand: Gearmand) -> Iterator[Any]:
 # ----------------------------------------------- gearman CLI as the client
 
 
-def test_cli_client_runs_a_job_on_our_worker(
-    runtime: types.ModuleType, gearmand: Gearmand
-) -> None:
+def test_cli_client_runs_a_job_on_our_worker(runtime: types.ModuleType, gearmand: Gearmand) -> None:
     task = unique_name("reverse")
     with serving(runtime, [gearmand.address], {task: reverse}):
-        result = gearman_client(gearmand, "-f", task, "Hello")
+        result = gearman_client(runtime, gearmand, "-f", task, "Hello")
     assert (result.returncode, result.stdout, result.stderr) == (0, b"olleH", b"")
 
 
 def test_cli_client_options_reach_our_worker(runtime: types.ModuleType, gearmand: Gearmand) -> None:
     task, unique = unique_name("opts"), unique_name("cli-unique")
     seen: list[tuple[Any, Any]] = []
-    background_done = threading.Event()
+    background_done = runtime.concurrency.Event()
 
     def record(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         seen.append((job.unique, job.data))
@@ -102,10 +104,10 @@ def test_cli_client_options_reach_our_worker(runtime: types.ModuleType, gearmand
         return b"final"
 
     with serving(runtime, [gearmand.address], {task: record}):
-        high = gearman_client(gearmand, "-f", task, "-u", unique, "-I", "high-data")
-        background = gearman_client(gearmand, "-f", task, "-b", "-L", "in-background")
+        high = gearman_client(runtime, gearmand, "-f", task, "-u", unique, "-I", "high-data")
+        background = gearman_client(runtime, gearmand, "-f", task, "-b", "-L", "in-background")
         assert background_done.wait(TIMEOUT)
-        piped = gearman_client(gearmand, "-f", task, stdin=b"from stdin")
+        piped = gearman_client(runtime, gearmand, "-f", task, stdin=b"from stdin")
     assert (high.returncode, high.stdout) == (0, b"partial;final")
     assert (background.returncode, background.stdout) == (0, b"")
     assert piped.stdout == b"partial;final"
@@ -123,7 +125,7 @@ def test_cli_client_sees_our_worker_fail(runtime: types.ModuleType, gearmand: Ge
         raise RuntimeError("expected by the test")
 
     with serving(runtime, [gearmand.address], {task: broken}):
-        result = gearman_client(gearmand, "-f", task, "x")
+        result = gearman_client(runtime, gearmand, "-f", task, "x")
     assert result.returncode == 1
     assert b"Job failed" in result.stderr
 
@@ -178,7 +180,7 @@ def test_cli_worker_line_mode_sends_work_data(
     # libgearman's worker sends its whole output so far in each WORK_DATA
     assert list(request.data_updates) == [b"one\n", b"one\ntwo\n"]
     # the CLI client, given the same job, prints the same packets
-    theirs = gearman_client(gearmand, "-f", task, stdin=b"one\ntwo\n")
+    theirs = gearman_client(runtime, gearmand, "-f", task, stdin=b"one\ntwo\n")
     assert theirs.stdout == b"".join(request.data_updates) + request.result
 
 
@@ -208,7 +210,7 @@ def busy_server(runtime: types.ModuleType, gearmand_factory: Any) -> Iterator[di
     """A private gearmand with a worker of ours, queued jobs and a running job."""
     server: Gearmand = gearmand_factory()
     served, queued, client_id = unique_name("served"), unique_name("queued"), unique_name("id")
-    started, release = threading.Event(), threading.Event()
+    started, release = runtime.concurrency.Event(), runtime.concurrency.Event()
 
     def hold(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
         started.set()
@@ -221,7 +223,7 @@ def busy_server(runtime: types.ModuleType, gearmand_factory: Any) -> Iterator[di
     worker.register_task(queued + "-other", reverse)
     client_label = unique_name("client")
     client = runtime.GearmanClient([server.address], client_id=client_label)
-    with WorkerThread(worker):
+    with BackgroundWorker(runtime, worker):
         running = client.submit_job(served, b"", wait_until_complete=False, poll_timeout=TIMEOUT)
         assert started.wait(TIMEOUT)
         jobs = [

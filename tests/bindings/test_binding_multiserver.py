@@ -16,7 +16,6 @@ import contextlib
 import os
 import signal
 import socket
-import threading
 import time
 import types
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from typing import Any
 
 import pytest
 from _binding_helpers import (
-    WorkerThread,
+    BackgroundWorker,
     admin_status,
     reverse,
     serving,
@@ -104,16 +103,17 @@ def test_exceeded_connection_attempts_when_every_attempt_fails(
         client.send_job_request(request)
         assert str(request.job.connection) == first.address
 
-        returned = threading.Event()
+        returned = runtime.concurrency.Event()
 
         def kill_each_server_the_request_reaches() -> None:
             first.kill()
-            wait_until(lambda: request.connection_attempts == 2 or returned.is_set(), timeout=5)
+            wait_until(
+                runtime, lambda: request.connection_attempts == 2 or returned.is_set(), timeout=5
+            )
             if not returned.is_set():
                 second.kill()
 
-        killer = threading.Thread(target=kill_each_server_the_request_reaches, daemon=True)
-        killer.start()
+        killer = runtime.concurrency.start(kill_each_server_the_request_reaches)
         try:
             with pytest.raises(errors.ExceededConnectionAttempts):
                 client.wait_until_jobs_completed([request], poll_timeout=5)
@@ -128,7 +128,7 @@ def test_job_lost_after_creation_is_not_resubmitted(
 ) -> None:
     server: Gearmand = gearmand_factory()
     task = unique_name("lost")
-    started, release = threading.Event(), threading.Event()
+    started, release = runtime.concurrency.Event(), runtime.concurrency.Event()
     runs: list[bytes] = []
 
     def hold(worker: runtime.GearmanWorker, job: GearmanJob) -> bytes:
@@ -230,7 +230,7 @@ def test_worker_reconnects_and_reregisters_after_a_restart(
     worker = runtime.GearmanWorker([server.address])
     worker.set_client_id(client_id)
     worker.register_task(task, reverse)
-    with WorkerThread(worker):
+    with BackgroundWorker(runtime, worker):
         assert runtime.GearmanClient([server.address]).submit_job(
             task, b"ab", poll_timeout=10
         ).result == (b"ba")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from _binding_helpers import (
-    WorkerThread,
+    BackgroundWorker,
     reverse,
     serving,
     unique_name,
@@ -73,7 +73,9 @@ def test_str_and_bytes_task_names_match_either_way(
     assert (request.state, request.result) == (JOB_COMPLETE, b"ok")
     assert seen == [registered]  # the job reports the name as it was registered
     wait_until(
-        lambda: not workers_with_task(runtime, address, name), message="worker gone after stop"
+        runtime,
+        lambda: not workers_with_task(runtime, address, name),
+        message="worker gone after stop",
     )
 
 
@@ -83,7 +85,7 @@ def test_register_task_returns_the_task_and_registers_on_the_server(
     task = unique_name("reg")
     worker = runtime.GearmanWorker([address])
     assert worker.register_task(task, reverse) == task
-    with WorkerThread(worker):
+    with BackgroundWorker(runtime, worker):
         wait_for_workers(runtime, address, task)
 
 
@@ -101,13 +103,15 @@ def test_unregister_task_before_and_during_work(runtime: types.ModuleType, addre
         return b"done"
 
     worker.register_task(keep, unregister_later)
-    with WorkerThread(worker):
+    with BackgroundWorker(runtime, worker):
         wait_for_workers(runtime, address, later)
         (listed,) = workers_with_task(runtime, address, keep)
         assert set(listed["tasks"]) == {keep, later}
         client = runtime.GearmanClient([address])
         assert client.submit_job(keep, b"x", poll_timeout=10).result == b"done"
-        wait_until(lambda: not workers_with_task(runtime, address, later), message="CANT_DO later")
+        wait_until(
+            runtime, lambda: not workers_with_task(runtime, address, later), message="CANT_DO later"
+        )
         (listed,) = workers_with_task(runtime, address, keep)
         assert listed["tasks"] == (keep,)
         nobody = client.submit_job(drop, b"x", poll_timeout=0.3)
@@ -121,7 +125,7 @@ def test_set_client_id_is_listed_by_the_server(runtime: types.ModuleType, addres
     assert worker.set_client_id(client_id) == client_id
     assert worker.worker_client_id == client_id
     worker.register_task(task, reverse)
-    with WorkerThread(worker):
+    with BackgroundWorker(runtime, worker):
         wait_for_workers(runtime, address, task)
         (listed,) = workers_with_task(runtime, address, task)
         assert listed["client_id"] == client_id
@@ -145,13 +149,13 @@ def test_can_do_timeout_requeues_a_job_held_too_long(
                         j["handle"] == job.handle and j["retries"] >= 1 for j in admin.get_jobs()
                     )
 
-            wait_until(requeued, timeout=10, interval=0.05, message="job re-queued")
+            wait_until(runtime, requeued, timeout=10, interval=0.05, message="job re-queued")
             return b"too late"
         return b"in time"
 
     worker = runtime.GearmanWorker([address])
     worker.register_task(task, slow_once, timeout=0.2)
-    with WorkerThread(worker):
+    with BackgroundWorker(runtime, worker):
         request = runtime.GearmanClient([address]).submit_job(task, b"x", poll_timeout=10)
     assert (request.state, request.result) == (JOB_COMPLETE, b"in time")
     assert len(calls) == 2
@@ -175,7 +179,7 @@ def test_after_poll_is_called_first_with_false_then_after_every_wait(
     worker = Counting([address])
     worker.register_task(task, reverse)
     started = time.monotonic()
-    runner = WorkerThread(worker, poll_timeout=0.05).start()
+    runner = BackgroundWorker(runtime, worker, poll_timeout=0.05).start()
     runner.join()  # after_poll returning False ends work() on its own
     assert len(calls) == 6
     assert calls[0][1] is False
@@ -195,7 +199,7 @@ def test_after_poll_sees_activity(runtime: types.ModuleType, address: str) -> No
 
     with serving(runtime, [address], {task: reverse}, worker_class=Recording, poll_timeout=0.5):
         runtime.GearmanClient([address]).submit_job(task, b"x", poll_timeout=10)
-        wait_until(lambda: True in activity, message="an active poll")
+        wait_until(runtime, lambda: True in activity, message="an active poll")
 
 
 def test_after_job_returning_false_leaves_work(runtime: types.ModuleType, address: str) -> None:
@@ -210,7 +214,7 @@ def test_after_job_returning_false_leaves_work(runtime: types.ModuleType, addres
 
     worker = Once([address])
     worker.register_task(task, reverse)
-    runner = WorkerThread(worker, poll_timeout=5.0).start()
+    runner = BackgroundWorker(runtime, worker, poll_timeout=5.0).start()
     client = runtime.GearmanClient([address])
     first = client.submit_job(task, b"ab", poll_timeout=10)
     assert first.result == b"ba"
@@ -235,7 +239,7 @@ def test_has_job_lock_only_while_a_job_runs(runtime: types.ModuleType, address: 
     worker = runtime.GearmanWorker([address])
     worker.register_task(task, task_fn)
     assert worker.has_job_lock() is False
-    with WorkerThread(worker):
+    with BackgroundWorker(runtime, worker):
         runtime.GearmanClient([address]).submit_job(task, b"", poll_timeout=10)
     assert inside == [True]
     assert worker.has_job_lock() is False
@@ -487,9 +491,9 @@ def test_worker_with_no_reachable_server_keeps_trying(
     task = unique_name("late")
     worker = runtime.GearmanWorker([address], connect_timeout=1.0)
     worker.register_task(task, reverse)
-    with WorkerThread(worker):
+    with BackgroundWorker(runtime, worker):
         # work() must not die while the server is down ...
-        wait_until(lambda: worker._session.pool._failures, message="a failed connect")
+        wait_until(runtime, lambda: worker._session.pool._failures, message="a failed connect")
         server.restart()  # same port
         # ... and must serve as soon as it is back.
         wait_for_workers(runtime, address, task)
