@@ -35,6 +35,10 @@ __all__ = ["AsyncGearmanWorker"]
 
 logger = logging.getLogger("gearman.worker")
 
+#: seconds a ``send_job_*`` call waits for its bytes to be written when it is
+#: given no ``poll_timeout``: no call waits without a bound.
+REPLY_TIMEOUT = POLL_TIMEOUT_IN_SECONDS
+
 #: seconds a leaving worker lets its last replies (a WORK_FAIL for a
 #: cancelled job, say) go out before it closes the connections.
 CLOSE_GRACE = 1.0
@@ -182,14 +186,22 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
 
         def runnable() -> bool:
             # The condition claims the job it found, so that one job
-            # arriving wakes one idle runner, not all of them.
+            # arriving wakes one idle runner, not all of them; it claims
+            # one job at most, however often it is asked.
+            if claimed:
+                return True
             if jobs:
                 claimed.append(jobs.popleft())
                 return True
             return self._leaving and not session.held_jobs
 
         while True:
-            await wait(runnable, None)  # also returns when a link ends
+            try:
+                await wait(runnable, None)  # also returns when a link ends
+            except BaseException:
+                for job in claimed:  # claimed, then cancelled before it started
+                    self._abandon(job)
+                raise
             if claimed:
                 self._started += 1
                 await self._run_one(claimed.pop())
@@ -197,19 +209,32 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
                 return
 
     async def _run_one(self, job: GearmanJob) -> None:
+        """Run one job through the hooks; the runner survives what they raise.
+
+        A hook that raises (an ``on_job_complete`` override, a result the
+        encoder refuses) is logged and the job reported failed; the runner
+        then takes the next job.  Cancellation reports the job failed too,
+        and goes on.
+        """
         try:
             await self.on_job_execute(job)
+        except Exception:
+            logger.exception(
+                "job %s of %r: a hook raised, reporting it failed", job.handle, job.task
+            )
+            self._abandon(job)
         except BaseException:
-            # Cancelled, or a hook raised: the server must not keep the job
-            # waiting for an answer nobody will send.
-            if self._kernel.abandoned(job):
-                self._io.flush()
+            self._abandon(job)  # cancelled: no client may wait for a job nobody runs
             raise
         finally:
             if self._leaving:
                 self._io.wake()  # a job ended: the graceful stop may be over
         if not await maybe_await(self.after_job()):
             self.stop()
+
+    def _abandon(self, job: GearmanJob) -> None:
+        if self._kernel.abandoned(job):
+            self._io.flush()
 
     def stop(self) -> None:
         """Leave :meth:`work` gracefully: finish the jobs in hand, grab no more."""
@@ -331,9 +356,12 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         send: Callable[..., bool],
         *arguments: Any,
     ) -> None:
-        """Queue one reply and wait (at most *poll_timeout* s) until it is written."""
+        """Queue one reply and wait until it is written: at most *poll_timeout* s
+        (None: :data:`REPLY_TIMEOUT`), after which a link that did not take it
+        is given up."""
         if self._kernel.reply(job, send, *arguments):
-            await self._io.drain(deadline_after(self._io, poll_timeout))
+            timeout = REPLY_TIMEOUT if poll_timeout is None else poll_timeout
+            await self._io.drain(deadline_after(self._io, timeout))
 
     async def __aenter__(self) -> AsyncGearmanWorker:
         return self

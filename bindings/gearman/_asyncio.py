@@ -20,18 +20,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine
 from typing import Any, TypeVar
 
 import gearman_proto as proto
 
 from . import errors
-from ._links import Link, Links
-from ._runtime import AnyConnection, EventSink
+from ._links import Link, Links, chunks
+from ._runtime import AnyConnection, EventSink, connect_limit
 from ._sockets import tune
 
-__all__ = ["READ_SIZE", "WRITE_CHUNK", "AsyncioRuntime", "OpenStream", "open_tcp_stream"]
+__all__ = ["READ_SIZE", "AsyncioRuntime", "OpenStream", "open_tcp_stream"]
 
 logger = logging.getLogger("gearman.io")
 
@@ -40,8 +39,6 @@ T = TypeVar("T")
 #: bytes asked of the stream per read: many packets per read.
 READ_SIZE = 256 * 1024
 
-#: bytes per write and ``drain()``: progress is counted per chunk.
-WRITE_CHUNK = 256 * 1024
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -104,7 +101,7 @@ class AsyncioRuntime:
         self.connect_timeout = connect_timeout
         self._open_stream: OpenStream = open_stream or open_tcp_stream
         self._links = Links(on_event)
-        self._connecting: asyncio.Lock | None = None
+        self._connecting: dict[proto.ServerAddress, asyncio.Lock] = {}
         self._jobs: set[asyncio.Task[Any]] | None = None
 
     def now(self) -> float:
@@ -128,10 +125,7 @@ class AsyncioRuntime:
         Raises :class:`gearman.errors.ConnectionError`.
         """
         now = self.now()
-        limit = deadline
-        if self.connect_timeout is not None:
-            cap = now + self.connect_timeout
-            limit = cap if limit is None or cap < limit else limit
+        limit = connect_limit(now, deadline, self.connect_timeout)
         try:
             await asyncio.wait_for(
                 self._connect(server, connection), None if limit is None else max(0.0, limit - now)
@@ -144,15 +138,22 @@ class AsyncioRuntime:
     async def _connect(
         self, server: proto.ServerAddress, connection: Callable[[], AnyConnection]
     ) -> None:
-        if self._connecting is None:
-            self._connecting = asyncio.Lock()
-        async with self._connecting:  # one connect at a time: no duplicate links
+        lock = self._connecting.setdefault(server, asyncio.Lock())
+        async with lock:  # one connect per server at a time: no duplicate links
             if server in self._links:
                 return  # another task connected it meanwhile
             streams = await self._open_stream(server)
-            sock = streams[1].get_extra_info("socket")
-            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-                tune(sock, self.keepalive)
+            try:
+                sock = streams[1].get_extra_info("socket")
+                if sock is not None:
+                    tune(sock, self.keepalive)
+                # drain() then means "handed to the kernel", so ``written``
+                # counts no byte that still sits in the transport's buffer.
+                streams[1].transport.set_write_buffer_limits(0)
+            except OSError:
+                streams[1].close()
+                raise
+            # Only now, with nothing left to fail, the core learns of the link.
             link = _AsyncioLink(server, streams, connection())
             self._links.add(link)
             link.tasks = [
@@ -177,29 +178,32 @@ class AsyncioRuntime:
                 if not received(link, data):
                     return
         except asyncio.CancelledError:
+            # Our own close (the link is out already: nothing happens), or
+            # the loop ending under the link: its end must reach the core.
+            self._links.give_up(link, link.connection.abandon())
             raise
         except Exception:  # a bug here must not leave the link half alive
             logger.exception("%s: reader failed", link.server)
             self._links.give_up(link, link.connection.abandon())
 
     async def _write_loop(self, link: _AsyncioLink) -> None:
+        links = self._links
         writer = link.writer
         while True:
             await link.wanted.wait()
             link.wanted.clear()
             while data := link.take_pending():
-                link.sending = True
+                links.sending(link, self.now())
                 try:
-                    for start in range(0, len(data), WRITE_CHUNK):
-                        chunk = data[start : start + WRITE_CHUNK]
+                    for chunk in chunks(data):
                         writer.write(chunk)
                         await writer.drain()
-                        link.written += len(chunk)
+                        links.sent(link, len(chunk), self.now())
                 except (OSError, RuntimeError) as error:  # RuntimeError: a closed transport
-                    self._links.write_failed(link, error)
+                    links.write_failed(link, error)
                     return
                 link.sending = False
-            self._links.wrote()
+            links.wrote()
 
     # ------------------------------------------------------------ waiting
 
@@ -221,6 +225,7 @@ class AsyncioRuntime:
         if done():
             return True
         event = asyncio.Event()
+        started = self.now()
         marks = self._links.begin_wait(event, done, watch)
         timeout = None if deadline is None else max(0.0, deadline - self.now())
         try:
@@ -228,7 +233,7 @@ class AsyncioRuntime:
         except asyncio.TimeoutError:
             pass
         finally:
-            self._links.end_wait(event, marks, event.is_set())
+            self._links.end_wait(event, marks, event.is_set(), started, self.now())
         return done()
 
     def wake(self) -> None:

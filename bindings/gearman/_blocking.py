@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import gearman_proto as proto
 
 from . import errors
-from ._runtime import AnyConnection, EventSink, take_events
+from ._runtime import AnyConnection, EventSink, connect_limit, take_events
 from ._sockets import tune
 
 __all__ = ["READ_SIZE", "BlockingRuntime"]
@@ -138,11 +138,7 @@ class BlockingRuntime:
         Every address ``getaddrinfo`` returns is tried in turn until the
         time is up.  Raises :class:`gearman.errors.ConnectionError`.
         """
-        start = time.monotonic()
-        limit = deadline
-        if self.connect_timeout is not None:
-            cap = start + self.connect_timeout
-            limit = cap if limit is None or cap < limit else limit
+        limit = connect_limit(time.monotonic(), deadline, self.connect_timeout)
         try:
             addresses = socket.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
         except OSError as error:

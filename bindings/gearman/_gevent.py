@@ -34,11 +34,11 @@ from gevent import socket as gsocket
 import gearman_proto as proto
 
 from . import errors
-from ._links import Link, Links
-from ._runtime import AnyConnection, EventSink
+from ._links import Link, Links, chunks
+from ._runtime import AnyConnection, EventSink, connect_limit
 from ._sockets import nonblocking_twin, send_without_waiting, tune
 
-__all__ = ["READ_SIZE", "WRITE_CHUNK", "GeventRuntime"]
+__all__ = ["READ_SIZE", "GeventRuntime"]
 
 logger = logging.getLogger("gearman.io")
 
@@ -47,8 +47,6 @@ T = TypeVar("T")
 #: bytes asked of the socket per read: many packets per read.
 READ_SIZE = 256 * 1024
 
-#: bytes per ``sendall``: progress is counted per chunk (see :meth:`GeventRuntime.wait`).
-WRITE_CHUNK = 256 * 1024
 
 class _GeventLink(Link):
     """A link's socket, its writer's event and its two greenlets, and a plain
@@ -56,10 +54,12 @@ class _GeventLink(Link):
 
     __slots__ = ("greenlets", "raw", "sock", "wanted")
 
-    def __init__(self, server: proto.ServerAddress, sock: Any, connection: AnyConnection) -> None:
+    def __init__(
+        self, server: proto.ServerAddress, sock: Any, connection: AnyConnection, raw: socket.socket
+    ) -> None:
         super().__init__(server, connection)
         self.sock = sock
-        self.raw = nonblocking_twin(sock.fileno())
+        self.raw = raw
         self.wanted = gevent.event.Event()
         self.greenlets: list[gevent.Greenlet[..., None]] = []
 
@@ -110,7 +110,7 @@ class GeventRuntime:
         self.keepalive = keepalive
         self.connect_timeout = connect_timeout
         self._links = Links(on_event)
-        self._connecting = gevent.lock.Semaphore()
+        self._connecting: dict[proto.ServerAddress, gevent.lock.Semaphore] = {}
         self._jobs = gevent.pool.Group()
         #: greenlets switch only where they wait: the core needs no lock.
         self.lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
@@ -133,20 +133,24 @@ class GeventRuntime:
 
         Raises :class:`gearman.errors.ConnectionError`.
         """
-        limit = deadline
-        if self.connect_timeout is not None:
-            cap = time.monotonic() + self.connect_timeout
-            limit = cap if limit is None or cap < limit else limit
+        limit = connect_limit(time.monotonic(), deadline, self.connect_timeout)
         seconds = None if limit is None else max(0.0, limit - time.monotonic())
         timeout = gevent.Timeout(seconds)
         timeout.start()
+        lock = self._connecting.setdefault(server, gevent.lock.Semaphore())
         try:
-            with self._connecting:  # one connect at a time: no duplicate links
+            with lock:  # one connect per server at a time: no duplicate links
                 if server in self._links:
                     return  # another greenlet connected it meanwhile
                 sock = gsocket.create_connection((server.host, server.port))
-                tune(sock, self.keepalive)
-                link = _GeventLink(server, sock, connection())
+                try:
+                    tune(sock, self.keepalive)
+                    twin = nonblocking_twin(sock.fileno())
+                except OSError:
+                    sock.close()
+                    raise
+                # Only now, with nothing left to fail, the core learns of the link.
+                link = _GeventLink(server, sock, connection(), twin)
                 self._links.add(link)
                 link.greenlets = [
                     gevent.spawn(self._read_loop, link),
@@ -188,22 +192,22 @@ class GeventRuntime:
             self._links.give_up(link, link.connection.abandon())
 
     def _write_loop(self, link: _GeventLink) -> None:
+        links = self._links
         sock = link.sock
         while True:
             link.wanted.wait()
             link.wanted.clear()
             while data := link.take_pending():
-                link.sending = True
+                links.sending(link, time.monotonic())
                 try:
-                    for start in range(0, len(data), WRITE_CHUNK):
-                        chunk = data[start : start + WRITE_CHUNK]
+                    for chunk in chunks(data):
                         sock.sendall(chunk)
-                        link.written += len(chunk)
+                        links.sent(link, len(chunk), time.monotonic())
                 except OSError as error:
-                    self._links.write_failed(link, error)
+                    links.write_failed(link, error)
                     return
                 link.sending = False
-            self._links.wrote()
+            links.wrote()
 
     # ------------------------------------------------------------ waiting
 
@@ -236,11 +240,12 @@ class GeventRuntime:
         if done():
             return True
         event = gevent.event.Event()
+        started = time.monotonic()
         marks = self._links.begin_wait(event, done, watch)
         try:
             event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         finally:
-            self._links.end_wait(event, marks, event.is_set())
+            self._links.end_wait(event, marks, event.is_set(), started, time.monotonic())
         return done()
 
     # --------------------------------------------------------------- jobs

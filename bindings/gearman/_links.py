@@ -21,7 +21,7 @@ import gearman_proto as proto
 from ._runtime import AnyConnection, EventSink, take_events
 from ._waiters import Settable, Waiters
 
-__all__ = ["Link", "Links", "Marks"]
+__all__ = ["WRITE_CHUNK", "Link", "Links", "Marks", "chunks"]
 
 logger = logging.getLogger("gearman.io")
 
@@ -30,11 +30,20 @@ _OPEN = proto.ConnectionState.OPEN
 #: each link with the bytes queued on it when a wait began.
 Marks = list[tuple["Link", int]]
 
+#: bytes per send: progress is counted per chunk (see :meth:`Links.end_wait`).
+WRITE_CHUNK = 256 * 1024
+
+
+def chunks(data: memoryview) -> Iterator[memoryview]:
+    """*data* in :data:`WRITE_CHUNK` pieces, for one send each."""
+    for start in range(0, len(data), WRITE_CHUNK):
+        yield data[start : start + WRITE_CHUNK]
+
 
 class Link:
     """One link's core side; a runtime subclass adds its stream and tasks."""
 
-    __slots__ = ("connection", "pending", "queued", "sending", "server", "written")
+    __slots__ = ("connection", "pending", "progressed_at", "queued", "sending", "server", "written")
 
     def __init__(self, server: proto.ServerAddress, connection: AnyConnection) -> None:
         self.server = server
@@ -46,8 +55,10 @@ class Link:
         #: as it was when the wait began.
         self.queued = 0
         self.written = 0
-        #: the writer is inside a send (a writer not scheduled yet is not stalled).
+        #: the writer is inside a send (a writer not scheduled yet is not stalled) ...
         self.sending = False
+        #: ... since this time, or since its last chunk went out, if later.
+        self.progressed_at = 0.0
 
     def take_pending(self) -> memoryview:
         """Everything queued for the writer, as one buffer for one write (empty: nothing)."""
@@ -123,6 +134,16 @@ class Links:
         for link in self._links.values():
             self.pull(link)
 
+    def sending(self, link: Link, now: float) -> None:
+        """*link*'s writer starts a send."""
+        link.sending = True
+        link.progressed_at = now
+
+    def sent(self, link: Link, size: int, now: float) -> None:
+        """A chunk of *size* bytes of *link* went out."""
+        link.written += size
+        link.progressed_at = now
+
     def wrote(self) -> None:
         """A writer emptied its ``pending``: waiters counting on it may go on
         (they watch nothing in particular)."""
@@ -136,6 +157,8 @@ class Links:
         What the core answered on its own is handed to the writer before the
         events go to the sink; waiters whose condition now holds are woken.
         """
+        if self._links.get(link.server) is not link:
+            return False  # given up meanwhile (the read raced our close)
         connection = link.connection
         events = take_events(connection, data)
         ended = connection.state is not _OPEN
@@ -207,19 +230,31 @@ class Links:
         self.waiters.park(event, done, watch)
         return self.marks()
 
-    def end_wait(self, event: Settable, marks: Marks, woken: bool) -> None:
-        """A wait is over.  One that ends unwoken (its deadline, the caller's
-        cancellation) gives up each link whose writer is stuck in a send
-        without having written, by then, the bytes queued on it before the
-        wait began: the caller's own request is stuck behind a peer that
-        stopped reading.  Bytes queued later (another task's large payload)
-        do not count against it, nor does a writer that never got to run
-        (a wait whose deadline had already passed)."""
+    def end_wait(
+        self, event: Settable, marks: Marks, woken: bool, started: float, now: float
+    ) -> None:
+        """A wait that began at *started* is over at *now*.
+
+        One that ends unwoken (its deadline, the caller's cancellation) gives
+        up each link that still owes bytes queued on it before the wait
+        began and whose writer is stuck: inside a send that has not moved
+        in the latter half of the wait.  The caller's own request is stuck
+        behind a peer that stopped reading.  A peer that reads slowly but
+        steadily is not stuck; bytes queued later (another task's large
+        payload) do not count against the wait; a writer that never got to
+        run (a wait whose deadline had passed already) is not stuck.
+        """
         self.waiters.leave(event)
         if woken:
             return
+        quiet_since = started + (now - started) / 2
         for link, mark in marks:
-            if link.sending and link.written < mark and self._links.get(link.server) is link:
+            if (
+                link.sending
+                and link.written < mark
+                and link.progressed_at <= quiet_since
+                and self._links.get(link.server) is link
+            ):
                 logger.warning(
                     "%s: write stalled (%d bytes owed at the deadline): closing",
                     link.server,

@@ -35,6 +35,7 @@ __all__ = [
     "EventSink",
     "Runtime",
     "RuntimeFactory",
+    "connect_limit",
     "deadline_after",
     "take_events",
 ]
@@ -230,6 +231,17 @@ class Clock(Protocol):
 
     def now(self) -> float:
         """The runtime's monotonic clock, in seconds."""
+
+
+def connect_limit(
+    now: float, deadline: float | None, connect_timeout: float | None
+) -> float | None:
+    """When one connect must be done: the caller's *deadline*, or *connect_timeout*
+    seconds from *now* if that comes first (None: never)."""
+    if connect_timeout is None:
+        return deadline
+    cap = now + connect_timeout
+    return cap if deadline is None or cap < deadline else deadline
 
 
 def deadline_after(clock: Clock, timeout: float | None) -> float | None:

@@ -28,7 +28,11 @@ class Options(Protocol):
 
 
 def tune(sock: Options, keepalive: bool) -> None:
-    """TCP_NODELAY, and keepalive with :data:`KEEPALIVE` timings when asked."""
+    """TCP_NODELAY, and keepalive with :data:`KEEPALIVE` timings when asked; a
+    socket that is not TCP (a Unix socket from a user's ``open_stream``) is
+    left as it is."""
+    if getattr(sock, "family", socket.AF_INET) not in (socket.AF_INET, socket.AF_INET6):
+        return
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if keepalive:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)

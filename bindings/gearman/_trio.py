@@ -28,11 +28,11 @@ import trio
 import gearman_proto as proto
 
 from . import errors
-from ._links import Link, Links
-from ._runtime import AnyConnection, EventSink
+from ._links import Link, Links, chunks
+from ._runtime import AnyConnection, EventSink, connect_limit
 from ._sockets import nonblocking_twin, send_without_waiting, tune
 
-__all__ = ["READ_SIZE", "WRITE_CHUNK", "OpenStream", "TrioRuntime", "open_tcp_stream"]
+__all__ = ["READ_SIZE", "OpenStream", "TrioRuntime", "open_tcp_stream"]
 
 logger = logging.getLogger("gearman.io")
 
@@ -41,9 +41,6 @@ T = TypeVar("T")
 #: bytes asked of the stream per read: many packets per read.
 READ_SIZE = 256 * 1024
 
-#: bytes per ``send_all``: progress is counted per chunk, so a wait can tell
-#: its own bytes from a large write queued after them.
-WRITE_CHUNK = 256 * 1024
 
 #: opens the stream of one link; the default is :func:`open_tcp_stream`.
 OpenStream = Callable[[proto.ServerAddress], Awaitable[trio.abc.Stream]]
@@ -68,15 +65,17 @@ class _TrioLink(Link):
     __slots__ = ("raw", "scope", "stream", "wanted")
 
     def __init__(
-        self, server: proto.ServerAddress, stream: trio.abc.Stream, connection: AnyConnection
+        self,
+        server: proto.ServerAddress,
+        stream: trio.abc.Stream,
+        connection: AnyConnection,
+        raw: socket.socket | None,
     ) -> None:
         super().__init__(server, connection)
         self.stream = stream
         self.wanted = trio.Event()
         self.scope = trio.CancelScope()
-        self.raw: socket.socket | None = None
-        if isinstance(stream, trio.SocketStream):
-            self.raw = nonblocking_twin(stream.socket.fileno())
+        self.raw = raw
 
     def send_now(self, data: bytes) -> int:
         return send_without_waiting(self.raw, data)
@@ -113,7 +112,7 @@ class TrioRuntime:
         self.connect_timeout = connect_timeout
         self._open_stream: OpenStream = open_stream or open_tcp_stream
         self._links = Links(on_event)
-        self._connecting = trio.Lock()
+        self._connecting: dict[proto.ServerAddress, trio.Lock] = {}
         self._jobs: trio.Nursery | None = None
 
     now: Callable[[], float] = staticmethod(trio.current_time)
@@ -134,20 +133,26 @@ class TrioRuntime:
 
         Raises :class:`gearman.errors.ConnectionError`.
         """
-        limit = math.inf if deadline is None else deadline
-        if self.connect_timeout is not None:
-            limit = min(limit, trio.current_time() + self.connect_timeout)
-        with trio.move_on_at(limit):
-            async with self._connecting:  # one connect at a time: no duplicate links
+        limit = connect_limit(trio.current_time(), deadline, self.connect_timeout)
+        lock = self._connecting.setdefault(server, trio.Lock())
+        with trio.move_on_at(math.inf if limit is None else limit):
+            async with lock:  # one connect per server at a time: no duplicate links
                 if server in self._links:
                     return  # another task connected it meanwhile
                 try:
                     stream = await self._open_stream(server)
                 except OSError as error:
                     raise errors.ConnectionError(f"cannot connect to {server}: {error}") from error
-                if isinstance(stream, trio.SocketStream):
-                    tune(stream, self.keepalive)
-                link = _TrioLink(server, stream, connection())
+                try:
+                    twin = None
+                    if isinstance(stream, trio.SocketStream):
+                        tune(stream.socket, self.keepalive)
+                        twin = nonblocking_twin(stream.socket.fileno())
+                except OSError as error:
+                    await trio.aclose_forcefully(stream)
+                    raise errors.ConnectionError(f"cannot connect to {server}: {error}") from error
+                # Only now, with nothing left to fail, the core learns of the link.
+                link = _TrioLink(server, stream, connection(), twin)
                 self._links.add(link)
                 trio.lowlevel.spawn_system_task(self._serve, link, name=f"gearman link {server}")
                 return
@@ -184,22 +189,22 @@ class TrioRuntime:
                 return
 
     async def _write_loop(self, link: _TrioLink) -> None:
+        links = self._links
         stream = link.stream
         while True:
             await link.wanted.wait()
             link.wanted = trio.Event()
             while data := link.take_pending():
-                link.sending = True
+                links.sending(link, trio.current_time())
                 try:
-                    for start in range(0, len(data), WRITE_CHUNK):
-                        chunk = data[start : start + WRITE_CHUNK]
+                    for chunk in chunks(data):
                         await stream.send_all(chunk)
-                        link.written += len(chunk)
+                        links.sent(link, len(chunk), trio.current_time())
                 except _BROKEN as error:
-                    self._links.write_failed(link, error)
+                    links.write_failed(link, error)
                     return
                 link.sending = False
-            self._links.wrote()
+            links.wrote()
 
     # ------------------------------------------------------------ waiting
 
@@ -221,12 +226,13 @@ class TrioRuntime:
         if done():
             return True
         event = trio.Event()
+        started = trio.current_time()
         marks = self._links.begin_wait(event, done, watch)
         try:
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await event.wait()
         finally:
-            self._links.end_wait(event, marks, event.is_set())
+            self._links.end_wait(event, marks, event.is_set(), started, trio.current_time())
         return done()
 
     def wake(self) -> None:

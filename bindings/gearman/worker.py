@@ -138,24 +138,26 @@ class GearmanWorker(GearmanConnectionManager):
         session = self._session
         session.accepting = True
         jobs = self._kernel.jobs
-        if session.tick(io.now()):  # schedules the timers, asks for the first connections
-            self._connect(deadline_after(io, poll_timeout))
-        while self._continue:
-            until, reconnect, connect_by = self._kernel.next_wait(poll_timeout)
-            if reconnect:
-                self._connect(connect_by)
-            activity = io.wait(self._has_news, until)
-            if jobs:
+        try:
+            if session.tick(io.now()):  # schedules the timers, asks for the first connections
+                self._connect(deadline_after(io, poll_timeout))
+            while self._continue:
+                until, reconnect, connect_by = self._kernel.next_wait(poll_timeout)
+                if reconnect:
+                    self._connect(connect_by)
+                activity = io.wait(self._has_news, until)
+                if jobs:
+                    self._run_jobs()
+                if self._continue:
+                    keep_going = self.after_poll(activity)
+                    self._continue = self._continue and bool(keep_going)  # stop() meanwhile
+            session.accepting = False  # grab no more ...
+            self._io.flush()
+            while session.held_jobs:  # ... but finish the jobs in hand
+                io.wait(self._has_jobs_or_none_held, None)
                 self._run_jobs()
-            if self._continue:
-                keep_going = self.after_poll(activity)
-                self._continue = self._continue and bool(keep_going)  # stop() meanwhile
-        session.accepting = False  # grab no more ...
-        self._io.flush()
-        while session.held_jobs:  # ... but finish the jobs in hand
-            io.wait(self._has_jobs_or_none_held, None)
-            self._run_jobs()
-        self.shutdown()
+        finally:
+            self.shutdown()  # also when a hook raised or the greenlet was killed
 
     def establish_worker_connections(self) -> list[proto.ServerAddress]:
         """Connect to every server that has no connection and is out of back-off.
