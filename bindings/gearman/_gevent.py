@@ -38,7 +38,7 @@ from ._links import Link, Links, chunks
 from ._runtime import AnyConnection, EventSink, connect_limit
 from ._sockets import nonblocking_twin, send_without_waiting, tune
 
-__all__ = ["READ_SIZE", "GeventRuntime"]
+__all__ = ["IDLE_CHECK_AFTER", "READ_SIZE", "REFRESH_LIMIT", "GeventRuntime"]
 
 logger = logging.getLogger("gearman.io")
 
@@ -46,6 +46,12 @@ T = TypeVar("T")
 
 #: bytes asked of the socket per read: many packets per read.
 READ_SIZE = 256 * 1024
+
+#: seconds after the hub last ran past which :meth:`GeventRuntime.refresh`
+#: looks for bytes or an end that wait unread ...
+IDLE_CHECK_AFTER = 0.001
+#: ... and the most seconds it lets the readers take them in.
+REFRESH_LIMIT = 0.05
 
 
 class _GeventLink(Link):
@@ -110,6 +116,7 @@ class GeventRuntime:
         self.keepalive = keepalive
         self.connect_timeout = connect_timeout
         self._links = Links(on_event)
+        self._looked_at = float("-inf")  # when refresh() or a wait last let the hub run
         self._connecting: dict[proto.ServerAddress, gevent.lock.Semaphore] = {}
         self._jobs = gevent.pool.Group()
         #: greenlets switch only where they wait: the core needs no lock.
@@ -223,8 +230,15 @@ class GeventRuntime:
         since (blocking code, no monkey-patching) would otherwise submit on
         a link that is already gone.
         """
+        now = time.monotonic()
+        if now - self._looked_at < IDLE_CHECK_AFTER:
+            return  # the hub ran a moment ago: nothing can be waiting unread
+        self._looked_at = now
         if any(link.arrived() for link in self._links if isinstance(link, _GeventLink)):
-            gevent.idle()  # the loop polls, the readers run, then we do
+            # Until the loop has polled and the readers ran; bounded, so a busy
+            # hub never holds the caller up.
+            with gevent.Timeout(REFRESH_LIMIT, False):
+                gevent.idle()
 
     def wake(self) -> None:
         """Make every waiter look at its condition again."""
@@ -245,7 +259,8 @@ class GeventRuntime:
         try:
             event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         finally:
-            self._links.end_wait(event, marks, event.is_set(), started, time.monotonic())
+            self._looked_at = time.monotonic()
+            self._links.end_wait(event, marks, event.is_set(), started, self._looked_at)
         return done()
 
     # --------------------------------------------------------------- jobs
