@@ -237,8 +237,15 @@ class GeventRuntime:
         if any(link.arrived() for link in self._links if isinstance(link, _GeventLink)):
             # Until the loop has polled and the readers ran; bounded, so a busy
             # hub never holds the caller up.
-            with gevent.Timeout(REFRESH_LIMIT, False):
+            limit = gevent.Timeout(REFRESH_LIMIT)
+            limit.start()
+            try:
                 gevent.idle()
+            except gevent.Timeout as expired:
+                if expired is not limit:
+                    raise  # the caller's own gevent.Timeout
+            finally:
+                limit.close()
 
     def wake(self) -> None:
         """Make every waiter look at its condition again."""
