@@ -322,6 +322,15 @@ def _peer(sock: socket.socket) -> tuple[str, int] | None:
     return host, port
 
 
+#: ``tcpi_state`` of an established connection (linux/tcp_states.h).
+TCP_ESTABLISHED = 1
+
+
+def _tcp_state(sock: socket.socket) -> int:
+    """The TCP state of *sock* (the first byte of ``TCP_INFO``)."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+
+
 class OurSocket(NamedTuple):
     """One socket of this process: every descriptor it has, and a duplicate of one."""
 
@@ -333,10 +342,14 @@ class OurSocket(NamedTuple):
 
 @contextlib.contextmanager
 def sockets_connected_to(host: str, port: int) -> Iterator[list[OurSocket]]:
-    """This process's TCP sockets whose peer is *host*:*port*, one entry per
-    socket (descriptors duplicated from one another count once).
+    """This process's established TCP connections to *host*:*port*, one entry
+    per socket (descriptors duplicated from one another count once).
 
-    The duplicates are closed when the block ends.  Linux: /proc/self/fd.
+    A socket whose peer has closed (CLOSE_WAIT) is not counted: a server
+    that ran on the same port earlier may have left such sockets behind, in
+    a runtime whose readers have not run since to take in the end (gevent's
+    run only while its hub does).  The duplicates are closed when the block
+    ends.  Linux: /proc/self/fd.
     """
     by_socket: dict[str, list[int]] = {}  # 'socket:[inode]' -> descriptors
     for name in os.listdir("/proc/self/fd"):  # all read before the first dup takes a number
@@ -351,7 +364,11 @@ def sockets_connected_to(host: str, port: int) -> Iterator[list[OurSocket]]:
                 duplicate = socket.socket(fileno=os.dup(fds[0]))
             except OSError:  # closed meanwhile
                 continue
-            if duplicate.type == socket.SOCK_STREAM and _peer(duplicate) == (host, port):
+            if (
+                duplicate.type == socket.SOCK_STREAM
+                and _peer(duplicate) == (host, port)
+                and _tcp_state(duplicate) == TCP_ESTABLISHED
+            ):
                 found.append(OurSocket(tuple(sorted(fds)), duplicate))
             else:
                 duplicate.close()

@@ -71,10 +71,19 @@ def blocking_runtime() -> Iterator[types.ModuleType]:
 
 @contextlib.contextmanager
 def gevent_runtime() -> Iterator[types.ModuleType]:
-    """``gearman.gevent``; tests in greenlets of the test's thread."""
-    import gearman.gevent  # noqa: PLC0415 -- imported only when its runtime runs
+    """``gearman.gevent``; tests in greenlets of the test's thread.
+
+    At the end the hub runs until it is idle: the readers of links whose
+    server the test stopped take in the end and close their sockets, as
+    they would in a program whose hub keeps running (the async runtimes'
+    loops end with their test instead).
+    """
+    import gevent  # noqa: PLC0415 -- imported only when its runtime runs
+
+    import gearman.gevent  # noqa: PLC0415
 
     yield SyncRuntime("gevent", gearman.gevent, Greenlets())
+    gevent.idle()
 
 
 @contextlib.contextmanager
