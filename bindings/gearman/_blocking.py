@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Collection
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import gearman_proto as proto
 
@@ -119,6 +119,9 @@ class BlockingRuntime:
             self.lock = contextlib.nullcontext()
 
     # ------------------------------------------------------------- links
+
+    #: jobs run in the caller's thread, one at a time.
+    job_slots: ClassVar[int | None] = 1
 
     #: the clock: ``time.monotonic`` itself, without a Python frame per call.
     now: Callable[[], float] = staticmethod(time.monotonic)

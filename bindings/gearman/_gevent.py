@@ -23,7 +23,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Collection
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import gevent
 import gevent.event
@@ -121,6 +121,9 @@ class GeventRuntime:
         self._jobs = gevent.pool.Group()
         #: greenlets switch only where they wait: the core needs no lock.
         self.lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+
+    #: a greenlet per job: the session's ``max_jobs`` is the only limit.
+    job_slots: ClassVar[int | None] = None
 
     now: Callable[[], float] = staticmethod(time.monotonic)
 

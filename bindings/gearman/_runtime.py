@@ -125,6 +125,9 @@ class Runtime(Protocol):
 class RuntimeFactory(Protocol):
     """Builds a runtime for one client, worker or admin client."""
 
+    #: how many jobs :meth:`Runtime.run_job` runs at once (None: any number).
+    job_slots: int | None
+
     def __call__(
         self, on_event: EventSink, *, shared: bool, keepalive: bool, connect_timeout: float | None
     ) -> Runtime:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import gearman_proto as proto
 
+from . import errors
 from ._blocking import BlockingRuntime
 from ._runtime import RuntimeFactory
 from ._sync import connect, deadline_after
@@ -48,7 +49,9 @@ class GearmanWorker(GearmanConnectionManager):
         max_jobs: jobs run at once over all servers, on runtimes that run
             jobs concurrently (``gearman.gevent``: a greenlet each); the
             worker asks for a job only when it has room for one.  The
-            blocking runtime runs jobs in the loop's thread, one at a time.
+            blocking runtime runs jobs in the loop's thread, one at a time,
+            so it takes 1 only (more would hold jobs it cannot run:
+            :class:`gearman.errors.InvalidWorkerState`).
     """
 
     #: the I/O runtime (blocking sockets; ``gearman.gevent`` swaps in its own).
@@ -65,6 +68,12 @@ class GearmanWorker(GearmanConnectionManager):
         max_jobs: int = 1,
     ) -> None:
         super().__init__(host_list)
+        slots = type(self).runtime_factory.job_slots
+        if slots is not None and max_jobs > slots:
+            raise errors.InvalidWorkerState(
+                f"max_jobs={max_jobs}: this runtime runs {slots} job at a time "
+                "(gearman.gevent, gearman.trio and gearman.asyncio run several)"
+            )
         self.max_jobs = max_jobs
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive

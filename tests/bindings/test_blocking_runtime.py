@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import gearman
 import gearman_proto as proto
 from gearman._blocking import BlockingRuntime
 
@@ -109,3 +110,12 @@ def test_the_server_closing_reaches_the_callback_as_connection_closed(
     (closed,) = seen
     assert isinstance(closed, proto.ConnectionClosed)
     assert not pump.runtime.connected(SERVER)
+
+
+def test_a_blocking_worker_refuses_more_jobs_at_once_than_it_can_run() -> None:
+    """The blocking runtime runs jobs in the loop's thread: a worker allowed to
+    hold two would grab a second job it cannot start (hoarding it from other
+    workers); it says so instead."""
+    with pytest.raises(gearman.errors.InvalidWorkerState, match="max_jobs=2"):
+        gearman.GearmanWorker(["127.0.0.1:4730"], max_jobs=2)
+    assert gearman.GearmanWorker(["127.0.0.1:4730"], max_jobs=1).max_jobs == 1
