@@ -155,7 +155,7 @@ class BlockingRuntime:
                 sock.close()
                 raise
             if reason is None:
-                self._attach(server, sock, connection())
+                self.attach(server, sock, connection())
                 return
             sock.close()
             failure = reason
@@ -163,11 +163,17 @@ class BlockingRuntime:
                 break
         raise errors.ConnectionError(f"cannot connect to {server}: {failure}")
 
-    def _attach(
+    def attach(
         self, server: proto.ServerAddress, sock: socket.socket, connection: AnyConnection
     ) -> None:
-        if sock.family != socket.AF_UNIX:
-            tune(sock, self.keepalive)
+        """Serve *connection* over *sock*, a socket connected already (a TCP
+        link, a Unix socket, one end of a socket pair), as the link to *server*.
+
+        The socket is made non-blocking and, if it is TCP, tuned like the
+        links :meth:`connect` opens.
+        """
+        sock.setblocking(False)
+        tune(sock, self.keepalive)
         link = _Link(server, sock, connection)
         self._links[server] = link
         self._only = link if len(self._links) == 1 else None

@@ -65,7 +65,7 @@ def registered_worker(
     worker.queue(proto.CanDo(function=b"f"))  # leaves CAN_DO and GRAB_JOB_UNIQ queued
     pump = Pump(on_event)
     ours.setblocking(False)
-    pump.runtime._attach(SERVER, ours, worker)
+    pump.runtime.attach(SERVER, ours, worker)
     pump.runtime.wait(lambda: True, None)  # writes what is queued
     assert theirs.recv(65536).endswith(GRAB_JOB_UNIQ)
     return pump, worker
