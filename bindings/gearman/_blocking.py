@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import ipaddress
 import logging
 import os
 import select
@@ -143,7 +145,7 @@ class BlockingRuntime:
         """
         limit = connect_limit(time.monotonic(), deadline, self.connect_timeout)
         try:
-            addresses = socket.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
+            addresses = _resolve(server, limit)
         except OSError as error:
             raise errors.ConnectionError(f"cannot connect to {server}: {error}") from error
         failure: str = "no address"
@@ -395,6 +397,44 @@ class BlockingRuntime:
                 len(link.out),
             )
             self._give_up(link, link.connection.send_failed())
+
+
+def _resolve(server: proto.ServerAddress, limit: float | None) -> list[Any]:
+    """``getaddrinfo`` for *server*, by *limit*.
+
+    A numeric address needs no lookup.  A name is looked up in a helper
+    thread, because ``getaddrinfo`` takes no timeout: past *limit* the call
+    gives up (the lookup finishes, unused, on its own).
+
+    Raises:
+        OSError: the lookup failed, or did not end by *limit*.
+    """
+    lookup = functools.partial(
+        socket.getaddrinfo, server.host, server.port, type=socket.SOCK_STREAM
+    )
+    try:
+        ipaddress.ip_address(server.host)
+    except ValueError:
+        pass
+    else:
+        return lookup()
+    result: list[Any] = []
+    failure: list[OSError] = []
+
+    def run() -> None:
+        try:
+            result.extend(lookup())
+        except OSError as error:
+            failure.append(error)
+
+    thread = threading.Thread(target=run, name=f"gearman resolve {server.host}", daemon=True)
+    thread.start()
+    thread.join(None if limit is None else max(0.0, limit - time.monotonic()))
+    if thread.is_alive():
+        raise OSError(f"looking up {server.host!r} did not end in time")
+    if failure:
+        raise failure[0]
+    return result
 
 
 def _connect(sock: socket.socket, address: Any, limit: float | None) -> str | None:

@@ -306,3 +306,15 @@ def test_ipv6_loopback(runtime: types.ModuleType, gearmand_factory: Any) -> None
             assert admin.get_pid() == str(server.pid)
     assert request.result == b"xis"
     assert str(request.job.connection) == bracketed
+
+
+def test_a_host_name_is_looked_up_within_the_deadline(
+    runtime: types.ModuleType, gearmand: Gearmand
+) -> None:
+    """``localhost`` goes through the name lookup (bounded by the caller's
+    deadline in every runtime) rather than the numeric fast path."""
+    task = unique_name("named")
+    named = f"localhost:{gearmand.port}"
+    with serving(runtime, [named], {task: reverse}):
+        request = runtime.GearmanClient([named]).submit_job(task, b"ab", poll_timeout=10)
+    assert (request.state, request.result) == (JOB_COMPLETE, b"ba")
