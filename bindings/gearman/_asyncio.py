@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import gearman_proto as proto
 
 from . import errors
-from ._links import Link, Links, chunks
+from ._links import Link, LinkedRuntime, Links
 from ._runtime import AnyConnection, EventSink, connect_limit
 from ._sockets import tune
 
@@ -78,7 +78,7 @@ class _AsyncioLink(Link):
         self.writer.close()
 
 
-class AsyncioRuntime:
+class AsyncioRuntime(LinkedRuntime):
     """The :class:`gearman._runtime.AsyncRuntime` on asyncio.
 
     Args:
@@ -109,10 +109,6 @@ class AsyncioRuntime:
         return asyncio.get_running_loop().time()
 
     # ------------------------------------------------------------- links
-
-    def connected(self, server: proto.ServerAddress) -> bool:
-        """Whether a link to *server* is open."""
-        return server in self._links
 
     async def connect(
         self,
@@ -161,10 +157,6 @@ class AsyncioRuntime:
                 asyncio.ensure_future(self._write_loop(link)),
             ]
 
-    def close(self, server: proto.ServerAddress) -> None:
-        """Close the link to *server* now; its end reaches the sink."""
-        self._links.close(server)
-
     async def _read_loop(self, link: _AsyncioLink) -> None:
         reader = link.reader
         received = self._links.received
@@ -187,29 +179,21 @@ class AsyncioRuntime:
             self._links.give_up(link, link.connection.abandon())
 
     async def _write_loop(self, link: _AsyncioLink) -> None:
-        links = self._links
+        write_pending = self._links.write_pending
         writer = link.writer
+
+        async def send(chunk: memoryview) -> None:
+            writer.write(chunk)
+            await writer.drain()
+
         while True:
             await link.wanted.wait()
             link.wanted.clear()
-            while data := link.take_pending():
-                links.sending(link, self.now())
-                try:
-                    for chunk in chunks(data):
-                        writer.write(chunk)
-                        await writer.drain()
-                        links.sent(link, len(chunk), self.now())
-                except (OSError, RuntimeError) as error:  # RuntimeError: a closed transport
-                    links.write_failed(link, error)
-                    return
-                link.sending = False
-            links.wrote()
+            # RuntimeError: a write on a transport that is closing
+            if not await write_pending(link, send, self.now, (OSError, RuntimeError)):
+                return
 
     # ------------------------------------------------------------ waiting
-
-    def flush(self) -> None:
-        """Hand what every core connection queued to its writer."""
-        self._links.flush()
 
     async def drain(self, deadline: float | None) -> bool:
         """Wait until every byte queued so far is written (see the interface)."""
@@ -235,10 +219,6 @@ class AsyncioRuntime:
         finally:
             self._links.end_wait(event, marks, event.is_set(), started, self.now())
         return done()
-
-    def wake(self) -> None:
-        """Make every waiter look at its condition again."""
-        self._links.waiters.check()
 
     def lock(self) -> asyncio.Lock:
         """A new ``asyncio.Lock``."""

@@ -34,7 +34,7 @@ from gevent import socket as gsocket
 import gearman_proto as proto
 
 from . import errors
-from ._links import Link, Links, chunks
+from ._links import Link, LinkedRuntime, Links, chunks
 from ._runtime import AnyConnection, EventSink, connect_limit
 from ._sockets import nonblocking_twin, send_without_waiting, tune
 
@@ -95,7 +95,7 @@ class _GeventLink(Link):
         self.raw.close()  # the twin would keep the connection open
 
 
-class GeventRuntime:
+class GeventRuntime(LinkedRuntime):
     """The :class:`gearman._runtime.Runtime` on gevent.
 
     Args:
@@ -128,10 +128,6 @@ class GeventRuntime:
     now: Callable[[], float] = staticmethod(time.monotonic)
 
     # ------------------------------------------------------------- links
-
-    def connected(self, server: proto.ServerAddress) -> bool:
-        """Whether a link to *server* is open."""
-        return server in self._links
 
     def connect(
         self,
@@ -175,14 +171,6 @@ class GeventRuntime:
         finally:
             timeout.close()
 
-    def close(self, server: proto.ServerAddress) -> None:
-        """Close the link to *server* now; its end reaches the sink."""
-        self._links.close(server)
-
-    def close_all(self) -> None:
-        """Close every link; each end reaches the sink."""
-        self._links.close_all()
-
     def _read_loop(self, link: _GeventLink) -> None:
         sock = link.sock
         received = self._links.received
@@ -221,10 +209,6 @@ class GeventRuntime:
 
     # ------------------------------------------------------------ waiting
 
-    def flush(self) -> None:
-        """Hand what every core connection queued to its writer."""
-        self._links.flush()
-
     def refresh(self) -> None:
         """Let the readers take in what already arrived (a link the server
         closed meanwhile), without waiting for more.
@@ -249,10 +233,6 @@ class GeventRuntime:
                     raise  # the caller's own gevent.Timeout
             finally:
                 limit.close()
-
-    def wake(self) -> None:
-        """Make every waiter look at its condition again."""
-        self._links.waiters.check()
 
     def wait(
         self, done: Callable[[], bool], deadline: float | None, watch: Collection[object] = ()

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 
 import gearman_proto as proto
 
 from ._runtime import AnyConnection, EventSink, take_events
 from ._waiters import Settable, Waiters
 
-__all__ = ["WRITE_CHUNK", "Link", "Links", "Marks", "chunks"]
+__all__ = ["WRITE_CHUNK", "Link", "LinkedRuntime", "Links", "Marks", "chunks"]
 
 logger = logging.getLogger("gearman.io")
 
@@ -149,6 +149,29 @@ class Links:
         (they watch nothing in particular)."""
         self.waiters.check(())
 
+    async def write_pending(
+        self,
+        link: Link,
+        send: Callable[[memoryview], Awaitable[object]],
+        clock: Callable[[], float],
+        broken: tuple[type[BaseException], ...],
+    ) -> bool:
+        """An async writer's turn: send what *link* owes, chunk by chunk, with
+        *send*; False when the stream broke (*broken*: the runtime's errors
+        for that), the link then given up through the core."""
+        while data := link.take_pending():
+            self.sending(link, clock())
+            try:
+                for chunk in chunks(data):
+                    await send(chunk)
+                    self.sent(link, len(chunk), clock())
+            except broken as error:
+                self.write_failed(link, error)
+                return False
+            link.sending = False
+        self.wrote()
+        return True
+
     # ------------------------------------------------------------ reading
 
     def received(self, link: Link, data: bytes | bytearray | memoryview) -> bool:
@@ -269,3 +292,30 @@ class Links:
     def marks(self) -> Marks:
         """Each link with the bytes queued on it so far."""
         return [(link, link.queued) for link in self._links.values()]
+
+
+class LinkedRuntime:
+    """What every runtime on :class:`Links` (gevent, trio, asyncio) answers the
+    same way; each sets ``_links`` and adds its I/O."""
+
+    _links: Links
+
+    def connected(self, server: proto.ServerAddress) -> bool:
+        """Whether a link to *server* is open."""
+        return server in self._links
+
+    def flush(self) -> None:
+        """Hand what every core connection queued to its writer."""
+        self._links.flush()
+
+    def wake(self) -> None:
+        """Make every waiter look at its condition again."""
+        self._links.waiters.check()
+
+    def close(self, server: proto.ServerAddress) -> None:
+        """Close the link to *server* now; its end reaches the sink."""
+        self._links.close(server)
+
+    def close_all(self) -> None:
+        """Close every link now; each end reaches the sink."""
+        self._links.close_all()

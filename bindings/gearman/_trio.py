@@ -28,7 +28,7 @@ import trio
 import gearman_proto as proto
 
 from . import errors
-from ._links import Link, Links, chunks
+from ._links import Link, LinkedRuntime, Links
 from ._runtime import AnyConnection, EventSink, connect_limit
 from ._sockets import nonblocking_twin, send_without_waiting, tune
 
@@ -89,7 +89,7 @@ class _TrioLink(Link):
             self.raw.close()  # the duplicate would keep the connection open
 
 
-class TrioRuntime:
+class TrioRuntime(LinkedRuntime):
     """The :class:`gearman._runtime.AsyncRuntime` on trio.
 
     Args:
@@ -118,10 +118,6 @@ class TrioRuntime:
     now: Callable[[], float] = staticmethod(trio.current_time)
 
     # ------------------------------------------------------------- links
-
-    def connected(self, server: proto.ServerAddress) -> bool:
-        """Whether a link to *server* is open."""
-        return server in self._links
 
     async def connect(
         self,
@@ -158,10 +154,6 @@ class TrioRuntime:
                 return
         raise errors.ConnectionError(f"cannot connect to {server}: timed out")
 
-    def close(self, server: proto.ServerAddress) -> None:
-        """Close the link to *server* now; its end reaches the sink."""
-        self._links.close(server)
-
     async def _serve(self, link: _TrioLink) -> None:
         """The system task of one link: its reader and writer, then the close."""
         try:
@@ -189,28 +181,15 @@ class TrioRuntime:
                 return
 
     async def _write_loop(self, link: _TrioLink) -> None:
-        links = self._links
-        stream = link.stream
+        write_pending = self._links.write_pending
+        send = link.stream.send_all
         while True:
             await link.wanted.wait()
             link.wanted = trio.Event()
-            while data := link.take_pending():
-                links.sending(link, trio.current_time())
-                try:
-                    for chunk in chunks(data):
-                        await stream.send_all(chunk)
-                        links.sent(link, len(chunk), trio.current_time())
-                except _BROKEN as error:
-                    links.write_failed(link, error)
-                    return
-                link.sending = False
-            links.wrote()
+            if not await write_pending(link, send, trio.current_time, _BROKEN):
+                return
 
     # ------------------------------------------------------------ waiting
-
-    def flush(self) -> None:
-        """Hand what every core connection queued to its writer."""
-        self._links.flush()
 
     async def drain(self, deadline: float | None) -> bool:
         """Wait until every byte queued so far is written (see the interface)."""
@@ -234,10 +213,6 @@ class TrioRuntime:
         finally:
             self._links.end_wait(event, marks, event.is_set(), started, trio.current_time())
         return done()
-
-    def wake(self) -> None:
-        """Make every waiter look at its condition again."""
-        self._links.waiters.check()
 
     def lock(self) -> trio.Lock:
         """A new ``trio.Lock``."""
