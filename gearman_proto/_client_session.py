@@ -162,6 +162,14 @@ class JobRequest:
         return self._candidates is not None
 
     @property
+    def sendable(self) -> bool:
+        """Whether :meth:`ClientSession.submit` takes it: never sent, or back to
+        ``UNKNOWN`` without a lost outcome (undeliverable, or :meth:`reset`),
+        and not waiting for a placement.  A lost request must be
+        :meth:`reset` first: resending it may run the job twice."""
+        return self.state is JobState.UNKNOWN and not self.lost and self._candidates is None
+
+    @property
     def accepted(self) -> bool:
         """Not in flight: created, refused, lost, undeliverable, or never sent."""
         return self.state is not JobState.PENDING and self._candidates is None
@@ -574,12 +582,7 @@ class ClientSession:
             LocalProtocolError: it is in flight or finished, or *server* has
                 no connection.
         """
-        # ``request._candidates``: ``placing``, without the property's call.
-        if (
-            request.state is not JobState.UNKNOWN
-            or request.lost
-            or request._candidates is not None
-        ):
+        if not request.sendable:
             raise LocalProtocolError(f"{request!r} cannot be submitted again")
         if request.attempts >= request.max_attempts:
             raise AttemptsExceeded(
@@ -645,9 +648,16 @@ class ClientSession:
         self._ask(query, GetStatus(handle=request.handle), [request.server])
         return query
 
-    def query_handle(self, server: ServerAddress, handle: bytes) -> StatusQuery:
-        """Ask *server* for the status of *handle* (handles are per server)."""
-        query = StatusQuery(handle=handle)
+    def query_handle(
+        self, server: ServerAddress, handle: bytes, request: JobRequest | None = None
+    ) -> StatusQuery:
+        """Ask *server* for the status of *handle* (handles are per server).
+
+        *request*, if given, is a request this session did not submit (one
+        built from a handle another client got): its status fields are
+        refreshed from the reply as :meth:`query_status` refreshes its own.
+        """
+        query = StatusQuery(handle=handle, request=request)
         self._ask(query, GetStatus(handle=handle), [server])
         return query
 

@@ -104,6 +104,11 @@ class _Connection:
         self.max_line_length = max_line_length
         self._buffer = ReceiveBuffer()
         self._outbox: list[bytes] = []
+        #: bytes fed to :meth:`receive_data` so far, and bytes handed out by
+        #: :meth:`data_to_send`: a binding compares them to tell whether a
+        #: connection saw traffic (python-gearman's poll results).
+        self.bytes_received = 0
+        self.bytes_sent = 0
         self._events: deque[Event] = deque()
         #: requests waiting for their direct answer, oldest first.
         self._unanswered: deque[Event] = deque()
@@ -170,6 +175,7 @@ class _Connection:
             self._refuse_data()
         if data:
             self._buffer.feed(data)
+            self.bytes_received += len(data)
         else:
             self._eof = True
         self._to_parse = True
@@ -223,6 +229,7 @@ class _Connection:
             return b""
         data = outbox[0] if len(outbox) == 1 else b"".join(outbox)
         outbox.clear()
+        self.bytes_sent += len(data)
         return data
 
     def send(self, event: Event) -> bytes:

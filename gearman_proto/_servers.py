@@ -92,9 +92,8 @@ class ServerPool:
         backoff_max: float = 30.0,
         rng: random.Random | None = None,
     ) -> None:
+        #: may be empty: then no job can be placed (:class:`NoServerAvailable`).
         self.servers: tuple[ServerAddress, ...] = tuple(servers)
-        if not self.servers:
-            raise ValueError("at least one server is needed")
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self._rng = rng or random.Random()
@@ -109,6 +108,8 @@ class ServerPool:
         back-off; the rotation advances by one per call, which spreads jobs.
         """
         servers = self.servers
+        if not servers:
+            return []
         start = self._next
         self._next = (start + 1) % len(servers)
         order = servers[start:] + servers[:start] if start else servers

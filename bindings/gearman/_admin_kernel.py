@@ -9,6 +9,7 @@ imports no I/O library and never waits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import gearman_proto as proto
@@ -133,11 +134,32 @@ class AdminKernel:
 
     The facade connects with :meth:`new_connection` as the factory, calls
     :meth:`ask`, waits until :meth:`answered`, then takes :meth:`reply`.
+
+    Args:
+        servers: the parsed host list: one server, or none (python-gearman
+            accepted an empty list; every command then raises).
+
+    Raises:
+        InvalidAdminClientState: more than one server.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, servers: Sequence[proto.ServerAddress]) -> None:
+        if len(servers) > 1:
+            raise errors.InvalidAdminClientState("an admin client talks to exactly one server")
+        self._server = servers[0] if servers else None
         self.connection = proto.AdminConnection()
         self._replies: list[proto.Event] = []
+
+    @property
+    def server(self) -> proto.ServerAddress:
+        """The server commands go to.
+
+        Raises:
+            ServerUnavailable: the host list was empty.
+        """
+        if self._server is None:
+            raise errors.ServerUnavailable("the admin client's host list names no server")
+        return self._server
 
     def new_connection(self) -> proto.AdminConnection:
         """The connection of a new link (what an old one still owed is dropped)."""

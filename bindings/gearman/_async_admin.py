@@ -59,12 +59,9 @@ class AsyncGearmanAdminClient(AsyncGearmanConnectionManager):
         open_stream: Any = None,
     ) -> None:
         super().__init__(host_list)
-        if len(self.servers) != 1:
-            raise errors.InvalidAdminClientState("an admin client talks to exactly one server")
         self.poll_timeout = poll_timeout
         self.connect_timeout = connect_timeout
-        self._server = self.servers[0]
-        self._kernel = AdminKernel()
+        self._kernel = AdminKernel(self.servers)
         self._io = type(self).runtime_factory(
             self._kernel.receive,
             keepalive=True,
@@ -169,7 +166,7 @@ class AsyncGearmanAdminClient(AsyncGearmanConnectionManager):
             self._turn = io.lock()
         async with self._turn:  # one command in flight: replies carry no id
             kernel = self._kernel
-            server = self._server
+            server = kernel.server
             deadline = deadline_after(io, self.poll_timeout)
             if not io.connected(server):
                 try:

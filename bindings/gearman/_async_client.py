@@ -79,6 +79,7 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
             random_unique_bytes=random_unique_bytes,
             exceptions=exceptions,
             client_id=client_id,
+            connection_for=self._connection_for,
         )
         self._session = self._kernel.session
         self._io = type(self).runtime_factory(
@@ -135,17 +136,20 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
         poll_timeout: float | None = None,
     ) -> list[GearmanJobRequest]:
         """Submit prepared requests; all submissions to one server leave in one write."""
-        return await self._submit(check_many(job_requests), wait_until_complete, poll_timeout)
+        return await self._submit(
+            check_many(job_requests), wait_until_complete, poll_timeout, resume=True
+        )
 
     async def _submit(
         self,
         requests: list[GearmanJobRequest],
         wait_until_complete: bool,
         poll_timeout: float | None,
+        resume: bool = False,
     ) -> list[GearmanJobRequest]:
         io = self._io
         deadline = deadline_after(io, poll_timeout)
-        self._kernel.submit(requests, self.data_encoder)
+        self._kernel.submit(requests, self.data_encoder, resume=resume)
         waits = proto.submission_waits(io.now(), deadline, self.submit_timeout, wait_until_complete)
         for goal, until in waits:
             if not await self._wait(all_settled(requests, goal), until, requests):

@@ -142,12 +142,12 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         finishes the jobs in hand (running any a server assigned meanwhile)
         and closes the connections.
         """
+        self._kernel.start()
         self._continue = True
         keep_going = bool(await maybe_await(self.after_poll(False)))
         self._continue = self._continue and keep_going  # stop() meanwhile
         io = self._io
         session = self._session
-        session.accepting = True
         self._leaving = False
         try:
             async with io.job_group():

@@ -105,20 +105,21 @@ class BlockingRuntime:
         self._only: _Link | None = None  # the link, when there is exactly one
         self._lock: threading.Lock | None = None
         self._condition: threading.Condition | None = None
-        self._wake_out: socket.socket | None = None
         self.lock: contextlib.AbstractContextManager[Any]
         if shared:
             self._lock = threading.Lock()
             self._condition = threading.Condition(self._lock)
             self.lock = self._lock
-            # A byte on this pair interrupts the thread that is in poll(2).
-            wake_in, self._wake_out = socket.socketpair()
-            wake_in.setblocking(False)
-            self._wake_out.setblocking(False)
-            self._wake_in = wake_in
-            self._poll.register(wake_in.fileno(), _IN)
         else:
             self.lock = contextlib.nullcontext()
+        # A byte on this pair interrupts the poll(2) in progress: for another
+        # thread of a shared object, or a signal handler that stopped a worker
+        # (poll(2) resumes after the handler: PEP 475).
+        self._wake_in, self._wake_out = socket.socketpair()
+        self._wake_in.setblocking(False)
+        self._wake_out.setblocking(False)
+        self._wake_fd = self._wake_in.fileno()
+        self._poll.register(self._wake_fd, _IN)
 
     # ------------------------------------------------------------- links
 
@@ -212,8 +213,8 @@ class BlockingRuntime:
     # ------------------------------------------------------------ waiting
 
     def wake(self) -> None:
-        """Interrupt the thread that is in poll(2) (shared objects only)."""
-        if self._wake_out is not None and self._pumping:
+        """Interrupt the poll(2) in progress, if one is."""
+        if self._pumping:
             with contextlib.suppress(BlockingIOError):
                 self._wake_out.send(b"\0")
 
@@ -286,7 +287,7 @@ class BlockingRuntime:
             for fd, mask in ready:
                 link = by_fd.get(fd)
                 if link is None:  # the wake pair, or a link an earlier event closed
-                    if lock is not None and fd == self._wake_in.fileno():
+                    if fd == self._wake_fd:
                         with contextlib.suppress(BlockingIOError):
                             self._wake_in.recv(4096)
                     continue

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 import gearman_proto as proto
 
 from . import errors
-from ._common import DataEncoder, map_error, name_bytes, parse_host_list, random_unique, text
+from ._common import DataEncoder, map_error, name_bytes, random_unique, text
+from .connection import server_of
 from .constants import PRIORITY_NONE
 from .job import GearmanJob, GearmanJobRequest
 
@@ -67,6 +68,8 @@ class ClientKernel:
         job_class, job_request_class: the classes requests are built with.
         random_unique_bytes: size of generated unique ids.
         exceptions, client_id: see :class:`gearman.GearmanClient`.
+        connection_for: the client's connection object of a server, which
+            becomes ``job.connection`` when a request is sent there.
     """
 
     def __init__(
@@ -78,8 +81,10 @@ class ClientKernel:
         random_unique_bytes: int,
         exceptions: bool,
         client_id: str | bytes | None,
+        connection_for: Callable[[proto.ServerAddress], Any],
     ) -> None:
         self.servers = servers
+        self.connection_for = connection_for
         self.job_class = job_class
         self.job_request_class = job_request_class
         self.random_unique_bytes = random_unique_bytes
@@ -133,17 +138,31 @@ class ClientKernel:
             job_info.get("reducer"),
         )
 
-    def submit(self, requests: Iterable[GearmanJobRequest], encoder: type[DataEncoder]) -> None:
+    def submit(
+        self,
+        requests: Iterable[GearmanJobRequest],
+        encoder: type[DataEncoder],
+        *,
+        resume: bool = False,
+    ) -> None:
         """Hand each request to the session, which places it on a server.
+
+        With *resume* (``submit_multiple_requests``), requests that cannot be
+        sent (in flight, finished or lost) are left as they are, to be
+        waited for: python-gearman's way of resubmitting a batch after a
+        timeout.  Without it they are an error.
 
         Raises python-gearman's errors (a request in flight or finished,
         a field the protocol cannot carry: :class:`InvalidClientState`).
         """
         session = self.session
         now = self.now()
+        connection_for = self.connection_for
         try:
             for request in requests:
-                request._prepare(encoder)
+                if resume and not request.sendable:
+                    continue
+                request._prepare(encoder, connection_for)
                 session.submit(request, now)
         except proto.ProtocolError as error:
             raise map_error(error) from error
@@ -170,15 +189,36 @@ class ClientKernel:
     # -------------------------------------------------------------- status
 
     def query_requests(self, requests: list[GearmanJobRequest]) -> list[proto.StatusQuery]:
-        """GET_STATUS for each created request, on the server that created it."""
+        """GET_STATUS for each created request, on the server that created it.
+
+        A request this client did not submit (built by hand around a
+        :class:`GearmanJob` with a ``connection`` and a ``handle``, as
+        python-gearman code does) is asked about on the server its job names.
+        """
+        targets: list[tuple[proto.ServerAddress, bytes] | None] = []
         for request in requests:
-            if request.server is None or request.handle is None:
+            if request.server is not None and request.handle is not None:
+                targets.append(None)
+                continue
+            job = request.gearman_job
+            if job.connection is None or job.handle is None:
                 raise errors.InvalidClientState(f"{request!r} has no job handle yet")
-        return [self.session.query_status(request) for request in requests]
+            targets.append((server_of(job.connection), name_bytes(job.handle, "handle")))
+        session = self.session
+        return [
+            session.query_status(request) if target is None
+            else session.query_handle(*target, request)
+            for request, target in zip(requests, targets, strict=True)
+        ]
 
     def query_handle(self, handle: str | bytes, host: Any) -> proto.StatusQuery:
         """GET_STATUS for *handle* on *host* (default: the first server)."""
-        server = parse_host_list(host)[0] if host is not None else self.servers[0]
+        if host is not None:
+            server = server_of(host)
+        elif self.servers:
+            server = self.servers[0]
+        else:
+            raise errors.ServerUnavailable("the client's host list names no server")
         return self.session.query_handle(server, name_bytes(handle, "handle"))
 
     def query_unique(self, unique: str | bytes) -> proto.StatusQuery:

@@ -157,7 +157,9 @@ def parse_host_list(
     """Server addresses from python-gearman's ``host_list``.
 
     Entries: ``"host"``, ``"host:port"``, ``"[v6]:port"``, ``(host, port)``
-    or a dict with ``host`` and ``port``.  A single string is one server.
+    or a dict with ``host`` and ``port``.  A single string is one server;
+    None is ``localhost:4730``; an empty list is no server at all (accepted,
+    as python-gearman did: using the object then raises ``ServerUnavailable``).
     """
     if host_list is None:
         entries: list[Any] = ["localhost"]
@@ -175,8 +177,6 @@ def parse_host_list(
         address = proto.parse_server(spec)
         if address not in servers:
             servers.append(address)
-    if not servers:
-        raise ValueError("host_list names no server")
     return servers
 
 

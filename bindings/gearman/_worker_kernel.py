@@ -21,6 +21,7 @@ import gearman_proto as proto
 
 from . import errors
 from ._common import TEXT, DataEncoder, encode_payload, map_error, name_bytes
+from .connection import GearmanConnection, server_of
 from .job import GearmanJob
 
 __all__ = ["Encoding", "ExcInfo", "Wait", "WorkerKernel"]
@@ -69,6 +70,17 @@ class WorkerKernel:
         self.owner = owner
         #: the runtime's clock, set by the facade once its runtime exists.
         self.now: Callable[[], float] = _no_clock
+
+    def start(self) -> None:
+        """``work()`` begins: the worker takes jobs from now on.
+
+        Raises:
+            ServerUnavailable: the host list is empty, so there is no server
+                to serve or to retry (python-gearman raised it too).
+        """
+        if not self.session.pool.servers:
+            raise errors.ServerUnavailable("the worker's host list names no server")
+        self.session.accepting = True
 
     def register(self, task: str | bytes, timeout: float | None) -> bytes:
         """Register *task* (CAN_DO, or CAN_DO_TIMEOUT with *timeout* seconds)."""
@@ -123,7 +135,14 @@ class WorkerKernel:
             task = self.names.get(assigned.function, assigned.function)
             unique = None if assigned.unique is None else assigned.unique.decode(*TEXT)
             reducer = None if assigned.reducer is None else assigned.reducer.decode(*TEXT)
-            job = GearmanJob(server, assigned.handle.decode(*TEXT), task, unique, data, reducer)
+            job = GearmanJob(
+                self.owner._connection_for(server),
+                assigned.handle.decode(*TEXT),
+                task,
+                unique,
+                data,
+                reducer,
+            )
             job._assigned_on = session.connections.get(server)
             self.jobs.append(job)
 
@@ -157,9 +176,9 @@ class WorkerKernel:
 
     def reply(self, job: GearmanJob, send: Callable[..., bool], *arguments: Any) -> bool:
         """Send one reply for *job*; False when its connection is gone."""
-        server = job.connection
-        if server is None or job.handle is None:
+        if job.connection is None or job.handle is None:
             raise errors.InvalidWorkerState(f"{job!r} was not assigned by a server")
+        server = server_of(job.connection, errors.InvalidWorkerState)
         with_handle = job.handle.encode("utf-8", "surrogateescape")
         try:
             return bool(send(server, with_handle, *arguments, on=job._assigned_on))
@@ -175,9 +194,12 @@ class WorkerKernel:
 
 
 class Encoding(Protocol):
-    """What the kernel reads of its worker: the payload encoder."""
+    """What the kernel reads of its worker: the payload encoder, and the
+    connection object jobs name as ``job.connection``."""
 
     data_encoder: type[DataEncoder]
+
+    def _connection_for(self, server: proto.ServerAddress) -> GearmanConnection: ...
 
 
 def _no_clock() -> float:

@@ -10,6 +10,7 @@ python-gearman 2.0.2 returned it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import gearman_proto as proto
@@ -36,7 +37,21 @@ from ._sync import deadline_after
 from .connection_manager import GearmanConnectionManager
 from .constants import DEFAULT_ADMIN_CLIENT_TIMEOUT
 
-__all__ = ["DEFAULT_ADMIN_CLIENT_TIMEOUT", "ECHO_STRING", "GearmanAdminClient"]
+# python-gearman 2.0.2 had these in this module, and code imports them from here.
+from .errors import (
+    ConnectionError,  # noqa: A004  (python-gearman's name)
+    InvalidAdminClientState,
+    ServerUnavailable,
+)
+
+__all__ = [
+    "DEFAULT_ADMIN_CLIENT_TIMEOUT",
+    "ECHO_STRING",
+    "ConnectionError",
+    "GearmanAdminClient",
+    "InvalidAdminClientState",
+    "ServerUnavailable",
+]
 
 
 _C = proto.AdminCommand
@@ -68,12 +83,9 @@ class GearmanAdminClient(GearmanConnectionManager):
         connect_timeout: float | None = 5.0,
     ) -> None:
         super().__init__(host_list)
-        if len(self.servers) != 1:
-            raise errors.InvalidAdminClientState("an admin client talks to exactly one server")
         self.poll_timeout = poll_timeout
         self.connect_timeout = connect_timeout
-        self._server = self.servers[0]
-        self._kernel = AdminKernel()
+        self._kernel = AdminKernel(self.servers)
         self._io = type(self).runtime_factory(
             self._kernel.receive, shared=False, keepalive=True, connect_timeout=connect_timeout
         )
@@ -173,6 +185,17 @@ class GearmanAdminClient(GearmanConnectionManager):
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
 
+    # ---------------------------------------- python-gearman's poll loop
+
+    def _connect_server(self, server: proto.ServerAddress, deadline: float | None) -> None:
+        self._io.connect(server, self._kernel.new_connection, deadline)
+
+    def _core_connection(self, server: proto.ServerAddress) -> proto.AdminConnection | None:
+        return self._kernel.connection if self._io.connected(server) else None
+
+    def _poll(self, done: Callable[[], bool], deadline: float | None) -> None:
+        self._io.wait(done, deadline)
+
     # ---------------------------------------------------------- internals
 
     def _command(
@@ -186,7 +209,7 @@ class GearmanAdminClient(GearmanConnectionManager):
     def _ask(self, question: proto.Event) -> proto.Event:
         io = self._io
         kernel = self._kernel
-        server = self._server
+        server = kernel.server
         deadline = deadline_after(io, self.poll_timeout)
         if not io.connected(server):
             try:

@@ -21,12 +21,25 @@ from ._blocking import BlockingRuntime
 from ._client_kernel import ClientKernel, Requests, all_settled, check_many
 from ._common import DataEncoder, NoopEncoder
 from ._runtime import RuntimeFactory
-from ._sync import connect_wanted, deadline_after, wait_connecting
+from ._sync import connect, connect_wanted, deadline_after, wait_connecting
 from .connection_manager import GearmanConnectionManager
 from .constants import PRIORITY_NONE, RANDOM_UNIQUE_BYTES
+
+# python-gearman 2.0.2 had these in this module, and code imports them from here.
+from .errors import (
+    ConnectionError,  # noqa: A004  (python-gearman's name)
+    ExceededConnectionAttempts,
+    ServerUnavailable,
+)
 from .job import GearmanJob, GearmanJobRequest
 
-__all__ = ["RANDOM_UNIQUE_BYTES", "GearmanClient"]
+__all__ = [
+    "RANDOM_UNIQUE_BYTES",
+    "ConnectionError",
+    "ExceededConnectionAttempts",
+    "GearmanClient",
+    "ServerUnavailable",
+]
 
 logger = logging.getLogger("gearman.client")
 
@@ -86,6 +99,7 @@ class GearmanClient(GearmanConnectionManager):
             random_unique_bytes=random_unique_bytes,
             exceptions=exceptions,
             client_id=client_id,
+            connection_for=self._connection_for,
         )
         self._session = self._kernel.session
         self._io = type(self).runtime_factory(
@@ -157,23 +171,32 @@ class GearmanClient(GearmanConnectionManager):
     ) -> list[GearmanJobRequest]:
         """Submit prepared :class:`GearmanJobRequest` objects; waits as
         :meth:`submit_multiple_jobs` does.  All submissions to one server
-        leave in one write."""
+        leave in one write.
+
+        Requests that were never sent, or came back ``UNKNOWN`` undelivered,
+        are sent; those still in flight (a wait on them timed out) or
+        finished are only waited for, so a batch can be passed again after a
+        timeout, as python-gearman's documentation does.  A request ``lost``
+        after JOB_CREATED is not sent again (its job may have run): call
+        :meth:`GearmanJobRequest.reset` first to run it anew.
+        """
         requests = check_many(job_requests)
         with self._io.lock:
-            return self._submit(requests, wait_until_complete, poll_timeout)
+            return self._submit(requests, wait_until_complete, poll_timeout, resume=True)
 
     def _submit(
         self,
         requests: list[GearmanJobRequest],
         wait_until_complete: bool,
         poll_timeout: float | None,
+        resume: bool = False,
     ) -> list[GearmanJobRequest]:
         io = self._io
         deadline = deadline_after(io, poll_timeout)
         # Notice connections the server closed while we were idle (a
         # restart), so the jobs go to a fresh connection instead.
         io.refresh()
-        self._kernel.submit(requests, self.data_encoder)
+        self._kernel.submit(requests, self.data_encoder, resume=resume)
         waits = proto.submission_waits(io.now(), deadline, self.submit_timeout, wait_until_complete)
         for goal, until in waits:
             if not self._wait(all_settled(requests, goal), until, requests):
@@ -311,6 +334,17 @@ class GearmanClient(GearmanConnectionManager):
         self, done: Callable[[], bool], deadline: float | None, watch: Collection[object]
     ) -> bool:
         return wait_connecting(self._io, self._session, done, deadline, watch)
+
+    # python-gearman's poll loop (gearman.connection_manager)
+    def _connect_server(self, server: proto.ServerAddress, deadline: float | None) -> None:
+        connect(self._io, self._session, server, deadline)
+
+    def _core_connection(self, server: proto.ServerAddress) -> proto.ClientConnection | None:
+        return self._session.connections.get(server)
+
+    def _poll(self, done: Callable[[], bool], deadline: float | None) -> None:
+        with self._io.lock:
+            self._wait(done, deadline, ())
 
     def _wait_queries(self, queries: list[proto.StatusQuery], poll_timeout: float | None) -> None:
         timeout = self.status_timeout if poll_timeout is None else poll_timeout

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gearman_proto as proto
@@ -50,12 +51,19 @@ __all__ = [
 _UNSENT = proto.SubmitJob(function=b"")
 
 
+def _the_server(server: proto.ServerAddress) -> proto.ServerAddress:
+    return server
+
+
 class GearmanJob:
     """One job.
 
     Attributes:
-        connection: the server the job lives on (a
-            :class:`gearman_proto.ServerAddress`), or None before submission.
+        connection: the server the job lives on, as the submitting client's or
+            the receiving worker's :class:`gearman.connection.GearmanConnection`
+            (``gearman_host``, ``gearman_port``); None before submission.  A job
+            built by hand for a status query may name its server with a
+            ``GearmanConnection``, ``"host:port"`` or ``(host, port)``.
         handle: the job handle as ``str`` (None before JOB_CREATED).
         task: the function name, as the caller gave it (``str`` or ``bytes``).
         unique: the unique id (``str``; ``bytes`` if the caller passed bytes).
@@ -66,7 +74,7 @@ class GearmanJob:
 
     def __init__(
         self,
-        connection: proto.ServerAddress | None,
+        connection: Any,
         handle: str | None,
         task: str | bytes,
         unique: str | bytes | None,
@@ -149,10 +157,17 @@ class GearmanJobRequest(proto.JobRequest):
             raise ValueError("a reduce job has normal priority")
         # The real submission is built when the client sends the request, with
         # the client's encoder (python-gearman encodes at send time too).
+        self._connection_for: Callable[[proto.ServerAddress], Any] = _the_server
         super().__init__(_UNSENT, max_attempts=max_attempts)
 
-    def _prepare(self, data_encoder: type[DataEncoder]) -> None:
-        """Build the submission with the client's encoder (first send only).
+    def _prepare(
+        self,
+        data_encoder: type[DataEncoder],
+        connection_for: Callable[[proto.ServerAddress], Any],
+    ) -> None:
+        """Build the submission from the job and the attributes as they are now,
+        with the client's encoder; *connection_for* names the client's
+        connection object of a server, for ``job.connection``.
 
         Raises:
             TypeError: the encoder cannot encode the data, or a name is neither
@@ -160,8 +175,7 @@ class GearmanJobRequest(proto.JobRequest):
             gearman_proto.LocalProtocolError: a field the protocol cannot carry.
         """
         self.data_encoder = data_encoder
-        if self.attempts:
-            return
+        self._connection_for = connection_for
         job = self.gearman_job
         self.submission = proto.make_submission(
             name_bytes(job.task, "task"),
@@ -187,11 +201,16 @@ class GearmanJobRequest(proto.JobRequest):
         self.status_updates: collections.deque[tuple[int, int]] = collections.deque()
         self.status: dict[str, Any] = {}
 
-    # python-gearman's attribute names over the core's
+    # python-gearman's attribute names over the core's.  The assignable ones
+    # take effect at the next submission, as in python-gearman.
     @property
     def background(self) -> bool:
         """Whether it is (to be) submitted as a background job."""
         return self._background
+
+    @background.setter
+    def background(self, value: bool) -> None:
+        self._background = bool(value) or self.epoch is not None
 
     @property
     def job(self) -> GearmanJob:
@@ -203,15 +222,27 @@ class GearmanJobRequest(proto.JobRequest):
         """``PRIORITY_NONE``, ``PRIORITY_LOW`` or ``PRIORITY_HIGH``."""
         return from_priority(self._priority)
 
+    @priority.setter
+    def priority(self, value: str | None) -> None:
+        self._priority = to_priority(value)
+
     @property
     def connection_attempts(self) -> int:
         """How many times it was sent."""
         return self.attempts
 
+    @connection_attempts.setter
+    def connection_attempts(self, value: int) -> None:
+        self.attempts = int(value)
+
     @property
     def max_connection_attempts(self) -> int:
         """How many times it may be sent (``max_retries + 1``)."""
         return self.max_attempts
+
+    @max_connection_attempts.setter
+    def max_connection_attempts(self, value: int) -> None:
+        self.max_attempts = int(value)
 
     @property
     def server_status(self) -> dict[str, Any]:
@@ -220,7 +251,7 @@ class GearmanJobRequest(proto.JobRequest):
 
     # Hooks called by the core after it recorded an event.
     def _on_sent(self) -> None:
-        self.gearman_job.connection = self.server
+        self.gearman_job.connection = self._connection_for(self.server)  # type: ignore[arg-type]
 
     def _on_created(self) -> None:
         self.gearman_job.handle = text(self.handle)  # type: ignore[arg-type]

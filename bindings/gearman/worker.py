@@ -23,9 +23,22 @@ from ._sync import connect, deadline_after
 from ._worker_kernel import ExcInfo, WorkerKernel
 from .connection_manager import GearmanConnectionManager
 from .constants import POLL_TIMEOUT_IN_SECONDS
+
+# python-gearman 2.0.2 had these in this module, and code imports them from here.
+from .errors import (
+    ConnectionError,  # noqa: A004  (python-gearman's name)
+    InvalidWorkerState,
+    ServerUnavailable,
+)
 from .job import GearmanJob
 
-__all__ = ["POLL_TIMEOUT_IN_SECONDS", "GearmanWorker"]
+__all__ = [
+    "POLL_TIMEOUT_IN_SECONDS",
+    "ConnectionError",
+    "GearmanWorker",
+    "InvalidWorkerState",
+    "ServerUnavailable",
+]
 
 logger = logging.getLogger("gearman.worker")
 
@@ -97,6 +110,7 @@ class GearmanWorker(GearmanConnectionManager):
         )
         self._kernel.now = self._io.now
         self._continue = True
+        self._working = False
 
     # ---------------------------------------------------------- abilities
 
@@ -140,12 +154,13 @@ class GearmanWorker(GearmanConnectionManager):
         Servers that are down are retried with back-off; the loop never
         gives up on them.
         """
+        self._kernel.start()
         self._continue = True
+        self._working = True
         keep_going = self.after_poll(False)
         self._continue = self._continue and bool(keep_going)  # stop() meanwhile
         io = self._io
         session = self._session
-        session.accepting = True
         jobs = self._kernel.jobs
         try:
             if session.tick(io.now()):  # schedules the timers, asks for the first connections
@@ -166,6 +181,7 @@ class GearmanWorker(GearmanConnectionManager):
                 io.wait(self._has_jobs_or_none_held, None)
                 self._run_jobs()
         finally:
+            self._working = False
             self.shutdown()  # also when a hook raised or the greenlet was killed
 
     def establish_worker_connections(self) -> list[proto.ServerAddress]:
@@ -194,7 +210,18 @@ class GearmanWorker(GearmanConnectionManager):
         return True
 
     def shutdown(self) -> None:
-        """Close every connection (held jobs go back to the servers' queues)."""
+        """Close every connection (held jobs go back to the servers' queues).
+
+        Called while :meth:`work` runs (from a job, a hook, another thread or
+        greenlet, or a signal handler such as SIGTERM's), it makes
+        :meth:`work` return as :meth:`stop` does, and :meth:`work` closes
+        the connections on its way out.  It only sets a flag and wakes the
+        loop then, which is safe from a signal handler.
+        """
+        if self._working:
+            self._continue = False
+            self._io.wake()
+            return
         self._io.close_all()
 
     def has_job_lock(self) -> bool:
@@ -265,6 +292,21 @@ class GearmanWorker(GearmanConnectionManager):
         """Send progress *numerator*/*denominator* for *current_job* (WORK_STATUS), now."""
         numbers = self._kernel.progress(numerator, denominator)
         self._reply(current_job, self._session.status, *numbers)
+
+    # ---------------------------------------- python-gearman's poll loop
+
+    def _connect_server(self, server: proto.ServerAddress, deadline: float | None) -> None:
+        connect(self._io, self._session, server, deadline)
+
+    def _core_connection(self, server: proto.ServerAddress) -> proto.WorkerConnection | None:
+        return self._session.connections.get(server)
+
+    def _poll(self, done: Callable[[], bool], deadline: float | None) -> None:
+        # Polling is working: jobs are taken, and run here, as in work().
+        self._kernel.start()
+        self._io.wait(lambda: done() or self._has_news(), deadline)
+        if self._kernel.jobs:
+            self._run_jobs()
 
     # ---------------------------------------------------------- internals
 

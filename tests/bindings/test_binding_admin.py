@@ -248,8 +248,9 @@ def test_exactly_one_server(runtime: types.ModuleType, address: str) -> None:
 def test_context_manager_closes_the_connection(runtime: types.ModuleType, address: str) -> None:
     with runtime.GearmanAdminClient([address]) as admin:
         admin.ping_server()
-        assert admin._io.connected(admin._server)
-    assert not admin._io.connected(admin._server)
+        (connection,) = admin.connection_list
+        assert connection.connected
+    assert not connection.connected
     assert admin.ping_server() >= 0  # reconnects on demand
 
 

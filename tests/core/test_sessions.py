@@ -101,9 +101,16 @@ def test_pool_backoff_is_capped() -> None:
     assert retry <= 4.0 * 1.2
 
 
-def test_pool_needs_a_server() -> None:
-    with pytest.raises(ValueError, match="at least one"):
-        gp.ServerPool([])
+def test_an_empty_pool_offers_no_server_and_a_submission_ends_undelivered() -> None:
+    # python-gearman accepted an empty host list; using it raised ServerUnavailable.
+    assert gp.ServerPool([]).candidates(0.0) == []
+    session = gp.ClientSession([])
+    request = gp.JobRequest(gp.SubmitJob(function=b"f"))
+    session.submit(request, 0.0)
+    assert isinstance(request.delivery_error, gp.NoServerAvailable)
+    assert request.sendable  # undelivered: it may be submitted again later
+    assert session.connection_wanted(0.0) is None
+    assert gp.WorkerSession([]).missing_servers(0.0) == []
 
 
 # ------------------------------------------------------------------ client
