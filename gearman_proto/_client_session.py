@@ -404,6 +404,12 @@ class Loss:
         return [*self.resent, *self.undelivered, *self.lost, *self.queries]
 
 
+def _awaits(request: JobRequest, submission: Event) -> bool:
+    """Whether *request* still waits for the answer to *submission*: not reset
+    (and perhaps sent anew) since; a reset request hears nothing of before."""
+    return request.submission is submission and request.state is JobState.PENDING
+
+
 class ClientSession:
     """Job requests over connections to one or more servers.
 
@@ -457,8 +463,8 @@ class ClientSession:
         :meth:`connection_made` or :meth:`connect_failed`, and ask again.
         """
         for request in self._placing:
-            assert request._candidates is not None
-            return request._candidates[0]
+            if request._candidates:  # None: reset while it waited
+                return request._candidates[0]
         for _query, _event, server in self._asking:
             return server
         return None
@@ -498,8 +504,7 @@ class ClientSession:
         self.pool.failed(server, now)
         for request in self._placing:
             candidates = request._candidates
-            assert candidates is not None
-            if server in candidates:
+            if candidates is not None and server in candidates:
                 candidates.remove(server)
         self._place_waiting()
         asking = []
@@ -536,7 +541,7 @@ class ClientSession:
         for event in unanswered:
             if isinstance(event, (SubmitJob, SubmitJobEpoch, SubmitReduceJob)):
                 request = self._awaiting_creation.pop(id(event), None)
-                if request is not None:
+                if request is not None and _awaits(request, event):
                     request.state = next_job_state(request.state, JobMove.CONNECTION_LOST)
                     if request.attempts >= request.max_attempts:
                         request.delivery_error = AttemptsExceeded(
@@ -554,6 +559,8 @@ class ClientSession:
                     loss.queries.append(entry[0])
         for key in [key for key in self._by_handle if key[0] == server]:
             for request in self._by_handle.pop(key):
+                if request.handle != key[1]:
+                    continue  # reset meanwhile: not that job any more
                 request.state = next_job_state(request.state, JobMove.CONNECTION_LOST)
                 request.lost = True
                 loss.lost.append(request)
@@ -614,11 +621,15 @@ class ClientSession:
         while placing:
             request = placing.popleft()
             candidates = request._candidates
-            assert candidates is not None
+            if candidates is None:
+                continue  # reset while it waited: no longer to be placed
             if not candidates:
                 request._candidates = None
+                servers = self.pool.servers
                 request.delivery_error = NoServerAvailable(
-                    f"no server of {', '.join(map(str, self.pool.servers))} can be reached"
+                    f"no server of {', '.join(map(str, servers))} can be reached"
+                    if servers
+                    else "the session has no server"
                 )
             elif candidates[0] in connections:
                 request._candidates = None
@@ -629,6 +640,10 @@ class ClientSession:
 
     def _send(self, request: JobRequest, server: ServerAddress) -> None:
         state = next_job_state(request.state, JobMove.SUBMIT)  # before anything is queued
+        if id(request.submission) in self._awaiting_creation:
+            # Reset and sent again while its first sending is unanswered: a
+            # submission of its own, so each JOB_CREATED finds its sending.
+            request.submission = replace(request.submission)
         self.connections[server].queue(request.submission)
         request.attempts += 1
         request.state = state
@@ -742,7 +757,7 @@ class ClientSession:
 
     def _created(self, server: ServerAddress, event: JobCreated) -> list[Changed]:
         request = self._awaiting_creation.pop(id(event.request), None)
-        if request is None:  # forgotten by the caller
+        if request is None or not _awaits(request, event.request):  # forgotten or reset
             return []
         request.handle = event.handle
         request.state = next_job_state(request.state, JobMove.JOB_CREATED)
@@ -761,6 +776,8 @@ class ClientSession:
         if kind in _TERMINAL:
             del self._by_handle[key]
         for request in requests:
+            if request.handle != handle:
+                continue  # reset meanwhile: it no longer hears about this job
             if kind is WorkData:
                 request._on_data(event.payload)  # type: ignore[attr-defined]
             elif kind is WorkWarning:
@@ -802,7 +819,7 @@ class ClientSession:
             logger.warning("server error %r: %r", event.code, event.text)
             return []
         request = self._awaiting_creation.pop(id(event.request), None)
-        if request is None:
+        if request is None or not _awaits(request, event.request):
             return []
         request.state = next_job_state(request.state, JobMove.ERROR)
         request.error = event

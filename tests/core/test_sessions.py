@@ -255,6 +255,67 @@ def test_lost_after_job_created_is_never_resent() -> None:
         session.submit(request, 0.0, server=A)
 
 
+def test_a_request_reset_while_pending_ignores_the_old_answer_and_can_be_sent_again() -> None:
+    session = client_session()
+    request = submit(session)
+    request.reset()
+    assert feed(session, A, res(T.JOB_CREATED, b"H:old")) == []
+    assert request.state is gp.JobState.UNKNOWN
+    assert request.handle is None
+    session.submit(request, 0.0, server=A)  # the same submission, sent anew
+    feed(session, A, res(T.JOB_CREATED, b"H:new"))
+    assert request.handle == b"H:new"
+    assert feed(session, A, res(T.WORK_COMPLETE, b"H:new", b"r")) == [request]
+    assert request.result == b"r"
+    assert session.tracked == 0
+
+
+def test_a_request_reset_and_sent_again_before_the_old_answer_keeps_the_two_apart() -> None:
+    session = client_session()
+    request = submit(session)
+    request.reset()
+    session.submit(request, 0.0, server=A)
+    feed(session, A, res(T.JOB_CREATED, b"H:old"))  # answers the first sending
+    assert request.state is gp.JobState.PENDING
+    feed(session, A, res(T.JOB_CREATED, b"H:new"))
+    assert request.handle == b"H:new"
+    assert request.state is gp.JobState.CREATED
+
+
+def test_a_request_reset_after_job_created_hears_nothing_more_of_that_job() -> None:
+    session = client_session()
+    request = submit(session)
+    feed(session, A, res(T.JOB_CREATED, b"H:5"))
+    request.reset()
+    feed(session, A, res(T.WORK_DATA, b"H:5", b"d") + res(T.WORK_COMPLETE, b"H:5", b"r"))
+    assert request.state is gp.JobState.UNKNOWN
+    assert request.result is None
+    assert session.connection_lost(A, 0.0).lost == []
+    assert not request.lost
+
+
+def test_a_request_reset_while_it_waits_for_a_connection_is_not_placed() -> None:
+    session = gp.ClientSession([A, B])
+    request = gp.JobRequest(gp.SubmitJob(function=b"f"))
+    session.submit(request, 0.0)  # nothing connected: it waits for a placement
+    assert request.placing
+    request.reset()
+    assert session.connection_wanted(0.0) is None
+    session.connection_made(A)
+    assert session.data_to_send() == {}
+    assert request.state is gp.JobState.UNKNOWN
+    session.connect_failed(B, 0.0)  # nothing to move on either
+
+
+def test_a_request_reset_before_its_connection_dies_is_left_alone() -> None:
+    session = client_session()
+    request = submit(session)
+    request.reset()
+    loss = session.connection_lost(A, 0.0)
+    assert loss.resent == loss.undelivered == loss.lost == []
+    assert request.state is gp.JobState.UNKNOWN
+
+
 def test_eof_is_a_connection_loss() -> None:
     session = client_session()
     request = submit(session)
