@@ -84,6 +84,7 @@ from ._events import (
     WorkStatus,
     WorkWarning,
 )
+from ._liveness import Liveness
 from ._servers import DEFAULT_PORT, ServerAddress, ServerPool, parse_server
 from ._wire import LAYOUTS, REQ, RES, Layout, PacketType, decode_body, encode_packet
 from ._worker_connection import WorkerConnection, WorkerState
@@ -128,6 +129,7 @@ __all__ = [
     "JobStatusUnique",
     "JobsReply",
     "Layout",
+    "Liveness",
     "LocalProtocolError",
     "Loss",
     "NoJob",

@@ -39,6 +39,7 @@ from ._events import (
     WorkStatus,
     WorkWarning,
 )
+from ._liveness import Liveness
 from ._servers import ServerAddress, ServerPool
 from ._worker_connection import WorkerConnection, WorkerState
 
@@ -71,6 +72,10 @@ class WorkerSession:
         epoch_poll_interval: seconds between wake-ups of sleeping
             connections, so SUBMIT_JOB_EPOCH jobs that come due are grabbed
             (gearmand sends no NOOP for them); None: never.
+        liveness_interval: seconds of quiet after which a connection is
+            sent an ECHO (see :class:`Liveness`); None: never.
+        liveness_timeout: seconds the answer may take before
+            :attr:`unresponsive` names the server.
     """
 
     def __init__(
@@ -83,6 +88,8 @@ class WorkerSession:
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
         send_exceptions: bool = False,
         epoch_poll_interval: float | None = None,
+        liveness_interval: float | None = None,
+        liveness_timeout: float = 10.0,
     ) -> None:
         if max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
@@ -91,6 +98,13 @@ class WorkerSession:
         self.send_exceptions = send_exceptions
         self.epoch_poll_interval = epoch_poll_interval
         self._next_wake: float | None = None
+        self._liveness = (
+            None if liveness_interval is None else Liveness(liveness_interval, liveness_timeout)
+        )
+        #: servers whose connection gave no sign of life in time (filled by
+        #: :meth:`tick`): the binding gives each link up, and the session then
+        #: reconnects it as after any loss.
+        self.unresponsive: list[ServerAddress] = []
         self.pool = pool or ServerPool(servers)
         self.grab_mode = grab_mode
         self.max_jobs = max_jobs
@@ -160,6 +174,8 @@ class WorkerSession:
             connection.queue(CanDo(function=function, timeout=timeout))
         self.connections[server] = connection
         self._shared = len(self.connections) > 1
+        if self._liveness is not None:
+            self._liveness.connection_made()
         self.pool.succeeded(server)
         self._rebalance()
         return connection
@@ -176,6 +192,8 @@ class WorkerSession:
         """
         connection = self.connections.pop(server, None)
         self._shared = len(self.connections) > 1
+        if self._liveness is not None:
+            self._liveness.forget(server)
         if connection is not None:
             self.pool.lost(server, now, proven=connection.has_received)
         self._rebalance()
@@ -194,10 +212,15 @@ class WorkerSession:
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do (None: nothing scheduled).
 
-        The earliest of the next epoch wake-up and the end of back-off of a
-        server without a connection; the binding sleeps at most until then.
+        The earliest of the next epoch wake-up, the next liveness check and
+        the end of back-off of a server without a connection; the binding
+        sleeps at most until then.
         """
         deadline = self._next_wake
+        if self._liveness is not None:
+            check = self._liveness.next_deadline()
+            if check is not None and (deadline is None or check < deadline):
+                deadline = check
         if len(self.connections) == len(self.pool.servers):
             return deadline  # the usual case: nothing to reconnect
         missing = [s for s in self.pool.servers if s not in self.connections]
@@ -211,8 +234,13 @@ class WorkerSession:
         """Do what is due at *now*; return the servers to connect to now.
 
         Wakes sleeping connections when the epoch interval has passed (the
-        first call only schedules the first wake-up).
+        first call only schedules the first wake-up), sends the liveness
+        ECHOs that are due and lists in :attr:`unresponsive` the servers
+        whose connection stayed silent past its deadline.
         """
+        liveness = self._liveness
+        if liveness is not None:
+            self.unresponsive = liveness.check(self.connections, now)
         interval = self.epoch_poll_interval
         if interval is not None:
             if self._next_wake is None:

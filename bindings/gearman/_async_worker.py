@@ -28,7 +28,7 @@ from ._async import connect, deadline_after, maybe_await
 from ._runtime import AsyncRuntimeFactory
 from ._worker_kernel import ExcInfo, WorkerKernel
 from .connection_manager import AsyncGearmanConnectionManager
-from .constants import POLL_TIMEOUT_IN_SECONDS
+from .constants import LIVENESS_INTERVAL, LIVENESS_TIMEOUT, POLL_TIMEOUT_IN_SECONDS
 from .job import GearmanJob
 
 __all__ = ["AsyncGearmanWorker"]
@@ -73,6 +73,8 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         keepalive: bool = True,
         send_exceptions: bool = False,
         epoch_poll_interval: float | None = None,
+        liveness_interval: float | None = LIVENESS_INTERVAL,
+        liveness_timeout: float = LIVENESS_TIMEOUT,
         open_stream: Any = None,
     ) -> None:
         super().__init__(host_list)
@@ -88,6 +90,8 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
             owner=self,
             send_exceptions=send_exceptions,
             epoch_poll_interval=epoch_poll_interval,
+            liveness_interval=liveness_interval,
+            liveness_timeout=liveness_timeout,
             max_jobs=max_jobs,
         )
         self._session = self._kernel.session
@@ -156,7 +160,13 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
                 if session.tick(io.now()):  # schedules the timers, asks for connections
                     await self._connect(deadline_after(io, poll_timeout))
                 while self._continue:
-                    until, reconnect, connect_by = self._kernel.next_wait(poll_timeout)
+                    until, reconnect, connect_by, unresponsive = self._kernel.next_wait(
+                        poll_timeout
+                    )
+                    if unresponsive:
+                        for server in unresponsive:
+                            io.close(server)  # the session reconnects it next turn
+                        continue
                     if reconnect:
                         await self._connect(connect_by)
                     io.flush()  # what the timers queued (epoch wake-up grabs)

@@ -32,9 +32,12 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 #: how a worker's next wait goes (:meth:`WorkerKernel.next_wait`): when it
 #: ends (None: only when a job arrives), whether a reconnect came due (then
-#: connect the missing servers first), and when those connects must end.
-#: A plain tuple: it is made on every turn of the loop.
-Wait = tuple[float | None, bool, float | None]
+#: connect the missing servers first), when those connects must end, and the
+#: servers whose link gave no sign of life (close those links first, then ask
+#: again). A plain tuple: it is made on every turn of the loop.
+Wait = tuple[float | None, bool, float | None, Sequence[proto.ServerAddress]]
+
+_NONE: tuple[proto.ServerAddress, ...] = ()
 
 
 class WorkerKernel:
@@ -44,7 +47,8 @@ class WorkerKernel:
         servers: the parsed host list.
         owner: the worker, whose ``data_encoder`` (read at every use, so it
             may be changed at any time) encodes and decodes payloads.
-        send_exceptions, epoch_poll_interval: see :class:`gearman.GearmanWorker`.
+        send_exceptions, epoch_poll_interval, liveness_interval,
+            liveness_timeout: see :class:`gearman.GearmanWorker`.
         max_jobs: jobs held at once over all servers.
     """
 
@@ -56,6 +60,8 @@ class WorkerKernel:
         send_exceptions: bool,
         epoch_poll_interval: float | None,
         max_jobs: int = 1,
+        liveness_interval: float | None = None,
+        liveness_timeout: float = 10.0,
     ) -> None:
         # GRAB_JOB_ALL: jobs carry their unique id and, for reduce jobs, the reducer.
         self.session = proto.WorkerSession(
@@ -64,6 +70,8 @@ class WorkerKernel:
             max_jobs=max_jobs,
             send_exceptions=send_exceptions,
             epoch_poll_interval=epoch_poll_interval,
+            liveness_interval=liveness_interval,
+            liveness_timeout=liveness_timeout,
         )
         self.names: dict[bytes, str | bytes] = {}
         self.jobs: collections.deque[GearmanJob] = collections.deque()
@@ -104,18 +112,21 @@ class WorkerKernel:
         """Fire the session's timers that are due, and say how the next wait goes.
 
         The wait ends after *poll_timeout* seconds, or at the session's next
-        timer (a reconnect, an epoch wake-up) if that comes sooner.
+        timer (a reconnect, an epoch wake-up, a liveness check) if that comes
+        sooner.
         """
         session = self.session
         now = self.now()
         connect_by = None if poll_timeout is None else now + poll_timeout
         due = session.next_deadline()
         reconnect = False
+        unresponsive: Sequence[proto.ServerAddress] = _NONE
         if due is not None and due <= now:
             reconnect = bool(session.tick(now))
+            unresponsive = session.unresponsive
             due = session.next_deadline()
         until = connect_by if due is None or (connect_by is not None and connect_by <= due) else due
-        return until, reconnect, connect_by
+        return until, reconnect, connect_by, unresponsive
 
     def receive(self, server: proto.ServerAddress, event: proto.Event) -> None:
         """The runtime's sink: jobs the session hands out are queued to run.

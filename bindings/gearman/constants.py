@@ -18,6 +18,8 @@ __all__ = [
     "JOB_FAILED",
     "JOB_PENDING",
     "JOB_UNKNOWN",
+    "LIVENESS_INTERVAL",
+    "LIVENESS_TIMEOUT",
     "POLL_TIMEOUT_IN_SECONDS",
     "PRIORITY_HIGH",
     "PRIORITY_LOW",
@@ -34,6 +36,10 @@ RANDOM_UNIQUE_BYTES = 16
 POLL_TIMEOUT_IN_SECONDS = 60.0
 #: seconds an admin client waits for each reply, by default.
 DEFAULT_ADMIN_CLIENT_TIMEOUT = 10.0
+#: seconds of quiet after which a worker asks a connection for a sign of
+#: life (ECHO), and seconds the answer may take, by default.
+LIVENESS_INTERVAL = 30.0
+LIVENESS_TIMEOUT = 10.0
 
 #: priorities as python-gearman spells them (None is normal priority).
 PRIORITY_NONE = None

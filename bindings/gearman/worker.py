@@ -22,7 +22,7 @@ from ._runtime import RuntimeFactory
 from ._sync import connect, deadline_after
 from ._worker_kernel import ExcInfo, WorkerKernel
 from .connection_manager import GearmanConnectionManager
-from .constants import POLL_TIMEOUT_IN_SECONDS
+from .constants import LIVENESS_INTERVAL, LIVENESS_TIMEOUT, POLL_TIMEOUT_IN_SECONDS
 
 # python-gearman 2.0.2 had these in this module, and code imports them from here.
 from .errors import (
@@ -59,6 +59,12 @@ class GearmanWorker(GearmanConnectionManager):
             (carrying the formatted exception) instead of WORK_FAIL.
         epoch_poll_interval: how often sleeping connections grab anyway, so
             SUBMIT_JOB_EPOCH jobs that come due are found (None: never).
+        liveness_interval: seconds of quiet on a connection after which the
+            worker sends it an ECHO (None: never), so a server that stopped
+            answering without closing (frozen, or behind a middlebox that
+            black-holes the link) is noticed even while the worker sleeps.
+        liveness_timeout: seconds the answer may take; then the connection
+            is given up and reconnected like any lost one.
         max_jobs: jobs run at once over all servers, on runtimes that run
             jobs concurrently (``gearman.gevent``: a greenlet each); the
             worker asks for a job only when it has room for one.  The
@@ -78,6 +84,8 @@ class GearmanWorker(GearmanConnectionManager):
         keepalive: bool = True,
         send_exceptions: bool = False,
         epoch_poll_interval: float | None = None,
+        liveness_interval: float | None = LIVENESS_INTERVAL,
+        liveness_timeout: float = LIVENESS_TIMEOUT,
         max_jobs: int = 1,
     ) -> None:
         super().__init__(host_list)
@@ -99,6 +107,8 @@ class GearmanWorker(GearmanConnectionManager):
             owner=self,
             send_exceptions=send_exceptions,
             epoch_poll_interval=epoch_poll_interval,
+            liveness_interval=liveness_interval,
+            liveness_timeout=liveness_timeout,
             max_jobs=max_jobs,
         )
         self._session = self._kernel.session
@@ -166,7 +176,11 @@ class GearmanWorker(GearmanConnectionManager):
             if session.tick(io.now()):  # schedules the timers, asks for the first connections
                 self._connect(deadline_after(io, poll_timeout))
             while self._continue:
-                until, reconnect, connect_by = self._kernel.next_wait(poll_timeout)
+                until, reconnect, connect_by, unresponsive = self._kernel.next_wait(poll_timeout)
+                if unresponsive:
+                    for server in unresponsive:
+                        io.close(server)  # the session reconnects it next turn
+                    continue
                 if reconnect:
                     self._connect(connect_by)
                 activity = io.wait(self._has_news, until)

@@ -712,3 +712,61 @@ def test_worker_timers_cover_epoch_wakes_and_reconnects() -> None:
     assert session.next_deadline() == retry  # B is missing: already due
     with pytest.raises(ValueError, match="epoch_poll_interval"):
         gp.WorkerSession([A], epoch_poll_interval=0)
+
+
+# ------------------------------------------------------- liveness (half-open)
+
+ECHO = req(T.ECHO_REQ, gp._liveness.ECHO_PAYLOAD)
+
+
+def live_worker(interval: float = 10.0, timeout: float = 2.0) -> gp.WorkerSession:
+    session = gp.WorkerSession([A], liveness_interval=interval, liveness_timeout=timeout)
+    session.register(b"f")
+    session.connection_made(A)
+    feed(session, A, res(T.NO_JOB))  # asleep: nothing more will come unless a job does
+    session.data_to_send()
+    return session
+
+
+def test_a_quiet_connection_is_asked_for_a_sign_of_life_then_given_up() -> None:
+    session = live_worker()
+    assert session.next_deadline() == float("-inf")  # a new connection: look at it now
+    session.tick(0.0)
+    assert session.next_deadline() == 10.0
+    session.tick(9.9)
+    assert session.data_to_send() == {}
+    session.tick(10.0)
+    assert session.data_to_send() == {A: ECHO}
+    assert session.unresponsive == []
+    assert session.next_deadline() == 12.0
+    session.tick(12.0)  # silent past the deadline
+    assert session.unresponsive == [A]
+    session.connection_lost(A, 12.0)  # the binding gave the link up
+    assert session.tick(12.0) == [A]  # proven before: reconnect at once
+    assert session.unresponsive == []
+
+
+def test_any_traffic_counts_as_a_sign_of_life() -> None:
+    session = live_worker()
+    session.tick(0.0)
+    session.tick(10.0)
+    assert session.data_to_send() == {A: ECHO}
+    feed(session, A, res(T.ECHO_RES, gp._liveness.ECHO_PAYLOAD))
+    session.tick(11.0)
+    assert session.unresponsive == []
+    assert session.next_deadline() == 21.0  # quiet counted from the check that saw traffic
+    feed(session, A, res(T.NOOP))  # a job is coming: the worker grabs
+    session.tick(21.0)
+    assert session.data_to_send() == {A: GRAB_UNIQ}  # no ECHO: it heard something
+
+
+def test_liveness_is_off_unless_asked_and_refuses_nonsense() -> None:
+    session = gp.WorkerSession([A])
+    session.connection_made(A)
+    assert session.next_deadline() is None
+    session.tick(1e9)
+    assert session.unresponsive == []
+    with pytest.raises(ValueError, match="liveness"):
+        gp.WorkerSession([A], liveness_interval=0)
+    with pytest.raises(ValueError, match="liveness"):
+        gp.Liveness(1.0, -1.0)
