@@ -25,8 +25,8 @@ from ._client_kernel import ClientKernel, Requests, all_settled, check_many
 from ._common import DataEncoder, NoopEncoder
 from ._runtime import AsyncRuntimeFactory
 from .connection_manager import AsyncGearmanConnectionManager
-from .constants import PRIORITY_NONE, RANDOM_UNIQUE_BYTES
-from .job import GearmanJob, GearmanJobRequest
+from .constants import MAX_UPDATE_BYTES, PRIORITY_NONE, RANDOM_UNIQUE_BYTES
+from .job import GearmanJob, GearmanJobRequest, UpdateCallback, UpdatePolicy
 
 __all__ = ["AsyncGearmanClient"]
 
@@ -64,6 +64,8 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
         exceptions: bool = False,
         client_id: str | bytes | None = None,
         keepalive: bool = True,
+        max_update_bytes: int | None = MAX_UPDATE_BYTES,
+        on_update: UpdateCallback | None = None,
         open_stream: Any = None,
     ) -> None:
         super().__init__(host_list)
@@ -80,6 +82,7 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
             exceptions=exceptions,
             client_id=client_id,
             connection_for=self._connection_for,
+            updates=UpdatePolicy(max_update_bytes, on_update),
         )
         self._session = self._kernel.session
         self._io = type(self).runtime_factory(

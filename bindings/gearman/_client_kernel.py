@@ -19,7 +19,7 @@ from . import errors
 from ._common import DataEncoder, map_error, name_bytes, random_unique, text
 from .connection import server_of
 from .constants import PRIORITY_NONE
-from .job import GearmanJob, GearmanJobRequest
+from .job import GearmanJob, GearmanJobRequest, UpdatePolicy
 
 __all__ = ["ClientKernel", "all_settled", "check_many"]
 
@@ -70,6 +70,7 @@ class ClientKernel:
         exceptions, client_id: see :class:`gearman.GearmanClient`.
         connection_for: the client's connection object of a server, which
             becomes ``job.connection`` when a request is sent there.
+        updates: what requests keep of streamed updates.
     """
 
     def __init__(
@@ -82,9 +83,11 @@ class ClientKernel:
         exceptions: bool,
         client_id: str | bytes | None,
         connection_for: Callable[[proto.ServerAddress], Any],
+        updates: UpdatePolicy,
     ) -> None:
         self.servers = servers
         self.connection_for = connection_for
+        self.updates = updates
         self.job_class = job_class
         self.job_request_class = job_request_class
         self.random_unique_bytes = random_unique_bytes
@@ -158,11 +161,12 @@ class ClientKernel:
         session = self.session
         now = self.now()
         connection_for = self.connection_for
+        updates = self.updates
         try:
             for request in requests:
                 if resume and not request.sendable:
                     continue
-                request._prepare(encoder, connection_for)
+                request._prepare(encoder, connection_for, updates)
                 session.submit(request, now)
         except proto.ProtocolError as error:
             raise map_error(error) from error

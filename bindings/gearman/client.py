@@ -23,7 +23,7 @@ from ._common import DataEncoder, NoopEncoder
 from ._runtime import RuntimeFactory
 from ._sync import connect, connect_wanted, deadline_after, wait_connecting
 from .connection_manager import GearmanConnectionManager
-from .constants import PRIORITY_NONE, RANDOM_UNIQUE_BYTES
+from .constants import MAX_UPDATE_BYTES, PRIORITY_NONE, RANDOM_UNIQUE_BYTES
 
 # python-gearman 2.0.2 had these in this module, and code imports them from here.
 from .errors import (
@@ -31,7 +31,7 @@ from .errors import (
     ExceededConnectionAttempts,
     ServerUnavailable,
 )
-from .job import GearmanJob, GearmanJobRequest
+from .job import GearmanJob, GearmanJobRequest, UpdateCallback, UpdatePolicy
 
 __all__ = [
     "RANDOM_UNIQUE_BYTES",
@@ -66,6 +66,15 @@ class GearmanClient(GearmanConnectionManager):
             client as a failure without data.
         client_id: a SET_CLIENT_ID label for this client's connections.
         keepalive: enable TCP keepalive on every connection.
+        max_update_bytes: WORK_DATA and WORK_WARNING payload bytes a request
+            keeps in ``data_updates`` and ``warning_updates`` (16 MiB by
+            default); older updates are dropped past it and counted in
+            ``request.dropped_updates``, so a job that streams without end
+            cannot exhaust memory (None: keep everything).
+        on_update: ``on_update(request, kind, value)`` for every update
+            (``kind`` is ``"data"`` or ``"warning"``, ``value`` decoded) as it
+            arrives, instead of keeping it; it runs in the thread, greenlet
+            or task that reads, so keep it short.
     """
 
     data_encoder: type[DataEncoder] = NoopEncoder
@@ -85,6 +94,8 @@ class GearmanClient(GearmanConnectionManager):
         exceptions: bool = False,
         client_id: str | bytes | None = None,
         keepalive: bool = True,
+        max_update_bytes: int | None = MAX_UPDATE_BYTES,
+        on_update: UpdateCallback | None = None,
     ) -> None:
         super().__init__(host_list)
         self.random_unique_bytes = random_unique_bytes
@@ -100,6 +111,7 @@ class GearmanClient(GearmanConnectionManager):
             exceptions=exceptions,
             client_id=client_id,
             connection_for=self._connection_for,
+            updates=UpdatePolicy(max_update_bytes, on_update),
         )
         self._session = self._kernel.session
         self._io = type(self).runtime_factory(

@@ -20,6 +20,7 @@ __all__ = [
     "JOB_UNKNOWN",
     "LIVENESS_INTERVAL",
     "LIVENESS_TIMEOUT",
+    "MAX_UPDATE_BYTES",
     "POLL_TIMEOUT_IN_SECONDS",
     "PRIORITY_HIGH",
     "PRIORITY_LOW",
@@ -40,6 +41,8 @@ DEFAULT_ADMIN_CLIENT_TIMEOUT = 10.0
 #: life (ECHO), and seconds the answer may take, by default.
 LIVENESS_INTERVAL = 30.0
 LIVENESS_TIMEOUT = 10.0
+#: WORK_DATA / WORK_WARNING payload bytes a client request keeps, by default.
+MAX_UPDATE_BYTES = 16 * 1024 * 1024
 
 #: priorities as python-gearman spells them (None is normal priority).
 PRIORITY_NONE = None

@@ -10,6 +10,7 @@ attributes and payload decoding.
 from __future__ import annotations
 
 import collections
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -47,12 +48,43 @@ __all__ = [
 ]
 
 
+_logger = logging.getLogger("gearman.job")
+
 #: what a request holds until the client builds its submission.
 _UNSENT = proto.SubmitJob(function=b"")
 
 
 def _the_server(server: proto.ServerAddress) -> proto.ServerAddress:
     return server
+
+
+#: called with (request, kind, value) for every WORK_DATA ("data") and
+#: WORK_WARNING ("warning"), value decoded.
+UpdateCallback = Callable[["GearmanJobRequest", str, Any], object]
+
+
+class UpdatePolicy:
+    """What a client keeps of the WORK_DATA and WORK_WARNING a job streams.
+
+    Args:
+        max_bytes: payload bytes kept in ``data_updates`` and
+            ``warning_updates`` together, per request; past it the oldest
+            updates are dropped and counted in ``dropped_updates`` (None:
+            no limit, python-gearman's behaviour, unsafe with a server or
+            worker that streams without end).
+        callback: if set, every update goes to it instead, and none is kept.
+    """
+
+    __slots__ = ("callback", "max_bytes")
+
+    def __init__(self, max_bytes: int | None, callback: UpdateCallback | None = None) -> None:
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError("max_update_bytes must be positive or None")
+        self.max_bytes = max_bytes
+        self.callback = callback
+
+
+_KEEP_ALL = UpdatePolicy(None)
 
 
 class GearmanJob:
@@ -122,7 +154,8 @@ class GearmanJobRequest(proto.JobRequest):
         result: the decoded WORK_COMPLETE payload (None until then).
         exception: the decoded WORK_EXCEPTION payload, if any.
         data_updates, warning_updates: deques of decoded WORK_DATA and
-            WORK_WARNING payloads, oldest first.
+            WORK_WARNING payloads, oldest first, within the client's
+            ``max_update_bytes`` (see ``dropped_updates``).
         status: ``{'handle', 'known', 'running', 'numerator',
             'denominator', 'time_received'}`` from the last WORK_STATUS or
             status query (numbers are ints; empty dict until one arrives).
@@ -158,16 +191,19 @@ class GearmanJobRequest(proto.JobRequest):
         # The real submission is built when the client sends the request, with
         # the client's encoder (python-gearman encodes at send time too).
         self._connection_for: Callable[[proto.ServerAddress], Any] = _the_server
+        self._updates = _KEEP_ALL
         super().__init__(_UNSENT, max_attempts=max_attempts)
 
     def _prepare(
         self,
         data_encoder: type[DataEncoder],
         connection_for: Callable[[proto.ServerAddress], Any],
+        updates: UpdatePolicy = _KEEP_ALL,
     ) -> None:
         """Build the submission from the job and the attributes as they are now,
         with the client's encoder; *connection_for* names the client's
-        connection object of a server, for ``job.connection``.
+        connection object of a server, for ``job.connection``; *updates*
+        says what to keep of streamed updates.
 
         Raises:
             TypeError: the encoder cannot encode the data, or a name is neither
@@ -176,6 +212,7 @@ class GearmanJobRequest(proto.JobRequest):
         """
         self.data_encoder = data_encoder
         self._connection_for = connection_for
+        self._updates = updates
         job = self.gearman_job
         self.submission = proto.make_submission(
             name_bytes(job.task, "task"),
@@ -200,6 +237,10 @@ class GearmanJobRequest(proto.JobRequest):
         self.warning_updates: collections.deque[Any] = collections.deque()
         self.status_updates: collections.deque[tuple[int, int]] = collections.deque()
         self.status: dict[str, Any] = {}
+        #: updates dropped to stay within the client's ``max_update_bytes``.
+        self.dropped_updates = 0
+        self._kept: collections.deque[tuple[collections.deque[Any], int]] = collections.deque()
+        self._kept_bytes = 0
 
     # python-gearman's attribute names over the core's.  The assignable ones
     # take effect at the next submission, as in python-gearman.
@@ -257,10 +298,37 @@ class GearmanJobRequest(proto.JobRequest):
         self.gearman_job.handle = text(self.handle)  # type: ignore[arg-type]
 
     def _on_data(self, payload: bytes) -> None:
-        self.data_updates.append(self.data_encoder.decode(payload))
+        self._on_update(self.data_updates, "data", payload)
 
     def _on_warning(self, payload: bytes) -> None:
-        self.warning_updates.append(self.data_encoder.decode(payload))
+        self._on_update(self.warning_updates, "warning", payload)
+
+    def _on_update(self, kept: collections.deque[Any], kind: str, payload: bytes) -> None:
+        value = self.data_encoder.decode(payload)
+        policy = self._updates
+        if policy.callback is not None:
+            try:
+                policy.callback(self, kind, value)
+            except Exception:
+                _logger.exception("the update callback raised for %r", self)
+            return
+        kept.append(value)
+        limit = policy.max_bytes
+        if limit is None:
+            return
+        self._kept.append((kept, len(payload)))
+        self._kept_bytes += len(payload)
+        while self._kept_bytes > limit:
+            oldest, size = self._kept.popleft()
+            oldest.popleft()
+            self._kept_bytes -= size
+            if not self.dropped_updates:
+                _logger.warning(
+                    "%r streams more than max_update_bytes=%d: dropping the oldest updates",
+                    self,
+                    limit,
+                )
+            self.dropped_updates += 1
 
     def _on_status(self) -> None:
         numerator = job_status(self.numerator)

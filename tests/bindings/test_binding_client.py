@@ -12,6 +12,7 @@ import os
 import signal
 import time
 import types
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -653,3 +654,45 @@ def test_waiting_for_many_jobs_checks_each_job_a_bounded_number_of_times() -> No
     assert done()
     # Each job is tested once while pending (per read) and once when it passes.
     assert calls <= 2 * len(flags) + 1
+
+
+def _streamer(count: int, size: int) -> Callable[[Any, GearmanJob], bytes]:
+    def stream(worker: Any, job: GearmanJob) -> bytes:
+        for number in range(count):
+            worker.send_job_data(job, b"%06d" % number + b"." * (size - 6))
+        worker.send_job_warning(job, b"last words")
+        return b"done"
+
+    return stream
+
+
+def test_streamed_updates_are_kept_within_max_update_bytes(
+    runtime: types.ModuleType, address: str
+) -> None:
+    task = unique_name("flood")
+    with serving(runtime, [address], {task: _streamer(200, 100)}):
+        client = runtime.GearmanClient([address], max_update_bytes=1000)
+        request = client.submit_job(task, b"", poll_timeout=20)
+    assert request.result == b"done"
+    kept = list(request.data_updates) + list(request.warning_updates)
+    assert sum(len(update) for update in kept) <= 1000
+    assert request.dropped_updates == 201 - len(kept)
+    assert list(request.warning_updates) == [b"last words"]  # the newest survive
+    assert request.data_updates[-1].startswith(b"000199")
+
+
+def test_updates_go_to_on_update_instead_of_being_kept(
+    runtime: types.ModuleType, address: str
+) -> None:
+    task = unique_name("callback")
+    seen: list[tuple[str, bytes]] = []
+    with serving(runtime, [address], {task: _streamer(50, 10)}):
+        client = runtime.GearmanClient(
+            [address], on_update=lambda request, kind, value: seen.append((kind, value[:6]))
+        )
+        request = client.submit_job(task, b"", poll_timeout=20)
+    assert request.result == b"done"
+    assert seen == [("data", b"%06d" % n) for n in range(50)] + [("warning", b"last w")]
+    assert not request.data_updates
+    assert not request.warning_updates
+    assert request.dropped_updates == 0
