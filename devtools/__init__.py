@@ -3,5 +3,7 @@
 Not part of the distributed wheel. Everything here uses the standard library
 only, so it works before (and without) installing the project; the one
 exception is `devtools.peers`, which also needs `gearman_proto`'s wire helpers
-(importable from the source tree, no binding needed).
+(importable from the source tree, no binding needed). `devtools.gearmand` is
+the wheel's `gearman.testing` server helper, loaded from its file without
+importing the ``gearman`` package.
 """

@@ -1,53 +1,19 @@
-"""Shared fixtures: real gearmand servers on private loopback ports.
+"""The suite's servers: real gearmand processes from the project's own pytest plugin.
 
-`gearmand` is one server for the whole session; tests that stop, kill or
-restart a server, or need several, take theirs from `gearmand_factory`.
-Without gearmand installed these tests are skipped, except under CI (the
-``CI`` environment variable set), where a missing server is an error.
+`gearmand` (one server for the session), `gearmand_factory` (servers of a
+test's own, to stop, kill or restart, or several) and `gearmand_path` come
+from ``pytest_gearman`` (bindings/pytest_gearman.py), as for any user of
+``gearman.testing``. Without gearmand installed those tests are skipped,
+except under CI (the ``CI`` environment variable set), where a missing
+server is an error (the plugin's ``gearmand_missing = auto``).
+
+The plugin's ``pytest11`` entry point registers it when the installed
+distribution has the entry point; listing it here as well covers an older
+(editable) install and ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``. The entry point
+bears the module's name, so pytest registers the plugin once either way
+(tests/tools/test_pytest_plugin.py runs both cases).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
-
-from devtools.gearmand import Gearmand, GearmandFactory, find_gearmand
-
-
-@pytest.fixture(scope="session")
-def gearmand_path() -> str:
-    """The gearmand executable; skips the test (fails it under CI) if there is none."""
-    path = find_gearmand()
-    if path is None:
-        message = "gearmand is not installed: run scripts/setup (apt package gearman-job-server)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI must not skip the server tests", pytrace=False)
-        pytest.skip(message)
-    return path
-
-
-@pytest.fixture(scope="session")
-def gearmand(gearmand_path: str) -> Iterator[Gearmand]:
-    """A gearmand shared by the whole session; do not stop or restart it."""
-    with Gearmand(executable=gearmand_path) as server:
-        yield server
-
-
-@pytest.fixture
-def gearmand_factory(gearmand_path: str) -> Iterator[GearmandFactory]:
-    """Start extra servers: ``gearmand_factory(extra_args=["-j", "2"])`` returns one started.
-
-    Takes the keyword arguments of `Gearmand`; every server is closed at teardown.
-    """
-    with contextlib.ExitStack() as cleanup:
-
-        def start(**kwargs: Any) -> Gearmand:
-            server = Gearmand(**{"executable": gearmand_path, **kwargs})
-            cleanup.callback(server.close)
-            return server.start()
-
-        yield start
+pytest_plugins = ["pytest_gearman"]

@@ -24,8 +24,8 @@ from _binding_helpers import unique_name
 import gearman
 import gearman.asyncio as ga
 import gearman_proto as proto
-from devtools.gearmand import Gearmand
 from devtools.peers import StalledServer
+from gearman.testing import Gearmand
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -22,7 +22,6 @@ from _binding_helpers import (
 )
 
 import gearman
-from devtools.gearmand import Gearmand, pick_free_port
 from gearman import (
     JOB_COMPLETE,
     JOB_CREATED,
@@ -32,6 +31,7 @@ from gearman import (
     errors,
 )
 from gearman.admin_client import DEFAULT_ADMIN_CLIENT_TIMEOUT, ECHO_STRING, GearmanAdminClient
+from gearman.testing import Gearmand, pick_free_port
 
 
 @pytest.fixture

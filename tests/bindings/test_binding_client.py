@@ -29,7 +29,6 @@ from _binding_helpers import (
 
 import gearman
 import gearman_proto
-from devtools.gearmand import Gearmand
 from gearman import (
     JOB_COMPLETE,
     JOB_CREATED,
@@ -45,6 +44,7 @@ from gearman import (
     errors,
 )
 from gearman._client_kernel import all_settled
+from gearman.testing import Gearmand
 
 
 @pytest.fixture

@@ -29,7 +29,6 @@ from _binding_helpers import (
     wait_until,
 )
 
-from devtools.gearmand import Gearmand
 from gearman import (
     JOB_COMPLETE,
     JOB_CREATED,
@@ -38,6 +37,7 @@ from gearman import (
     GearmanJob,
     errors,
 )
+from gearman.testing import Gearmand
 
 
 @pytest.fixture

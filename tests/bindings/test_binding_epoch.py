@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from _binding_helpers import admin_status, serving, unique_name, wait_until
 
-from devtools.gearmand import Gearmand
 from gearman import (
     JOB_COMPLETE,
     JOB_CREATED,
     PRIORITY_HIGH,
     GearmanJob,
 )
+from gearman.testing import Gearmand
 
 
 @pytest.fixture

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from _binding_helpers import BackgroundWorker, reverse, serving, unique_name, wait_for_workers
 
-from devtools.gearmand import Gearmand
 from gearman import (
     JOB_COMPLETE,
     JOB_FAILED,
     PRIORITY_HIGH,
     GearmanJob,
 )
+from gearman.testing import Gearmand
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("gearman") and shutil.which("gearadmin")),

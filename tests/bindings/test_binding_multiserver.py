@@ -32,7 +32,6 @@ from _binding_helpers import (
     wait_until,
 )
 
-from devtools.gearmand import Gearmand, pick_free_port
 from gearman import (
     JOB_COMPLETE,
     JOB_CREATED,
@@ -40,6 +39,7 @@ from gearman import (
     GearmanJob,
     errors,
 )
+from gearman.testing import Gearmand, pick_free_port
 
 
 @contextlib.contextmanager

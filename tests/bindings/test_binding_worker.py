@@ -25,13 +25,13 @@ from _binding_helpers import (
 )
 
 import gearman
-from devtools.gearmand import Gearmand
 from gearman import (
     JOB_COMPLETE,
     JOB_FAILED,
     GearmanJob,
     errors,
 )
+from gearman.testing import Gearmand
 from gearman.worker import POLL_TIMEOUT_IN_SECONDS
 
 

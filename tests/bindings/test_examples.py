@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.gearmand import Gearmand, GearmandFactory
+from gearman.testing import Gearmand, GearmandFactory
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

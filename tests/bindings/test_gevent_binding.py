@@ -23,8 +23,8 @@ from _binding_helpers import unique_name
 
 import gearman
 import gearman.gevent as gg
-from devtools.gearmand import Gearmand
 from devtools.peers import StalledServer
+from gearman.testing import Gearmand
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

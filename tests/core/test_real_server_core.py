@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from devtools.gearmand import Gearmand
+from gearman.testing import Gearmand
 from gearman_proto import (
     AdminCommand,
     AdminConnection,
