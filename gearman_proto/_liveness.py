@@ -12,6 +12,10 @@ up (the session then reconnects it like any lost connection).
 Traffic is read from each connection's ``bytes_received`` at every check,
 not recorded per packet, so the check costs nothing on the job path; a
 connection is asked after between one and two intervals of quiet.
+
+Owns: when a quiet connection is asked (ECHO_REQ) and when it counts as
+unresponsive.  Does not own: closing the link or reconnecting (the binding
+and :class:`WorkerSession`), or the clock (``now`` is passed in).
 """
 
 from __future__ import annotations
