@@ -73,6 +73,7 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         keepalive: bool = True,
         send_exceptions: bool = False,
         epoch_poll_interval: float | None = None,
+        reducer_info: bool = False,
         open_stream: Any = None,
     ) -> None:
         super().__init__(host_list)
@@ -81,6 +82,7 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         self.keepalive = keepalive
         self.send_exceptions = send_exceptions
         self.epoch_poll_interval = epoch_poll_interval
+        self.reducer_info = reducer_info
         self.worker_abilities: dict[str | bytes, Task] = {}
         self.worker_client_id: str | bytes | None = None
         self._kernel = WorkerKernel(
@@ -89,6 +91,7 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
             send_exceptions=send_exceptions,
             epoch_poll_interval=epoch_poll_interval,
             max_jobs=max_jobs,
+            reducer_info=reducer_info,
         )
         self._session = self._kernel.session
         self._io = type(self).runtime_factory(

@@ -376,6 +376,26 @@ def test_new_connection_registers_everything_then_grabs() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("grab_mode", "grab"),
+    [(None, GRAB_UNIQ), (gp.GrabMode.UNIQ, GRAB_UNIQ), (gp.GrabMode.ALL, GRAB_ALL)],
+)
+def test_grab_mode_reaches_every_connection(grab_mode: gp.GrabMode | None, grab: bytes) -> None:
+    # GRAB_JOB_UNIQ by default (every server knows it); GRAB_JOB_ALL on request.
+    session = (
+        gp.WorkerSession([A, B], max_jobs=2)
+        if grab_mode is None
+        else gp.WorkerSession([A, B], max_jobs=2, grab_mode=grab_mode)
+    )
+    session.register(b"f")
+    session.connection_made(A)
+    session.connection_made(B)
+    assert session.data_to_send() == {A: req(T.CAN_DO, b"f") + grab, B: req(T.CAN_DO, b"f") + grab}
+    feed(session, A, res(T.NO_JOB))
+    feed(session, A, res(T.NOOP))
+    assert session.data_to_send() == {A: req(T.PRE_SLEEP) + grab}
+
+
 def test_changes_go_to_every_live_connection() -> None:
     session = worker_session()
     session.connection_made(A)
