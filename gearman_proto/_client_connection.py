@@ -147,8 +147,8 @@ class ClientConnection(_Connection):
                 handle=handle,
                 known=_flag(known, "known"),
                 running=_flag(running, "running"),
-                numerator=decimal_field(numerator, "status field numerator"),
-                denominator=decimal_field(denominator, "status field denominator"),
+                numerator=_progress(numerator, "numerator"),
+                denominator=_progress(denominator, "denominator"),
                 request=request,
             )
         )
@@ -166,8 +166,8 @@ class ClientConnection(_Connection):
                 unique=unique,
                 known=_flag(known, "known"),
                 running=_flag(running, "running"),
-                numerator=decimal_field(numerator, "status field numerator"),
-                denominator=decimal_field(denominator, "status field denominator"),
+                numerator=_progress(numerator, "numerator"),
+                denominator=_progress(denominator, "denominator"),
                 client_count=decimal_field(clients, "status field client_count"),
                 request=request,
             )
@@ -238,6 +238,17 @@ class ClientConnection(_Connection):
 _CLIENT_REQUESTS = frozenset(
     {SubmitJob, SubmitJobEpoch, SubmitReduceJob, GetStatus, GetStatusUnique, SetOption, EchoRequest}
 )
+
+
+def _progress(text: bytes, name: str) -> int:
+    """A status reply's numerator or denominator; empty means no report yet (0).
+
+    gearmand always sends digits ("0" before any WORK_STATUS); gear's
+    ``Server`` sends the fields empty until the worker reports progress.
+    """
+    if not text:
+        return 0
+    return decimal_field(text, f"status field {name}")
 
 
 def _flag(text: bytes, name: str) -> bool:

@@ -31,6 +31,7 @@ from gearman_proto import (
     GrabMode,
     JobAssigned,
     JobCreated,
+    JobStatus,
     LocalProtocolError,
     NoJob,
     Noop,
@@ -405,13 +406,29 @@ def test_status_res_unique_for_other_unique_is_remote_error() -> None:
         client.next_event()
 
 
+def test_status_res_with_empty_progress_reads_as_no_report_yet() -> None:
+    # gear's Server leaves numerator and denominator empty until the worker
+    # sends WORK_STATUS; gearmand sends 0 and 0.
+    client = ClientConnection()
+    client.send(GetStatus(handle=b"h"))
+    client.receive_data(server(_T.STATUS_RES, b"h", b"1", b"0", b"", b""))
+    assert client.next_event() == JobStatus(
+        handle=b"h",
+        known=True,
+        running=False,
+        numerator=0,
+        denominator=0,
+        request=GetStatus(handle=b"h"),
+    )
+
+
 @pytest.mark.parametrize(
     ("request_", "reply"),
     [
         (GetStatus(handle=b"h"), server(_T.STATUS_RES, b"h", b"2", b"0", b"0", b"0")),
         (GetStatus(handle=b"h"), server(_T.STATUS_RES, b"h", b"1", b"yes", b"0", b"0")),
         (GetStatus(handle=b"h"), server(_T.STATUS_RES, b"h", b"1", b"0", b"-1", b"0")),
-        (GetStatus(handle=b"h"), server(_T.STATUS_RES, b"h", b"1", b"0", b"0", b"")),
+        (GetStatus(handle=b"h"), server(_T.STATUS_RES, b"h", b"1", b"0", b"0", b"1/2")),
         (
             GetStatusUnique(unique=b"u"),
             server(_T.STATUS_RES_UNIQUE, b"u", b"1", b"0", b"0", b"0", b"many"),
