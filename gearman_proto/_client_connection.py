@@ -19,6 +19,7 @@ from ._connection import (
     _T,
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_MAX_PACKET_SIZE,
+    FENCE,
     PacketHandler,
     _Connection,
 )
@@ -118,6 +119,11 @@ class ClientConnection(_Connection):
         if kind in _CLIENT_REQUESTS:
             self._queue(encode_event(event))
             self._unanswered.append(event)
+            if kind is SubmitJobEpoch or kind is SubmitReduceJob:
+                # Servers that lack these answer none of them, but do answer
+                # later submissions: a FENCE keeps JOB_CREATED pairing exact.
+                self._queue(_FENCE_PACKET)
+                self._unanswered.append(FENCE)
         elif kind is SetClientId:
             self._queue(encode_event(event))
         else:
@@ -142,6 +148,8 @@ class ClientConnection(_Connection):
             raise RemoteProtocolError(
                 f"STATUS_RES for {handle!r} answers GET_STATUS for {request.handle!r}"
             )
+        if request is FENCE:
+            return  # it only proved the order: nobody asked
         self._events.append(
             JobStatus(
                 handle=handle,
@@ -235,6 +243,7 @@ class ClientConnection(_Connection):
             self._events.append(_parsed_work_fail(handle))
 
 
+_FENCE_PACKET = encode_event(FENCE)
 _CLIENT_REQUESTS = frozenset(
     {SubmitJob, SubmitJobEpoch, SubmitReduceJob, GetStatus, GetStatusUnique, SetOption, EchoRequest}
 )

@@ -49,6 +49,7 @@ from gearman_proto import (
     SubmitJob,
     SubmitJobEpoch,
     SubmitReduceJob,
+    Unanswered,
     UnknownHandle,
     UnknownPacket,
     VersionReply,
@@ -388,6 +389,74 @@ def test_error_unknown_option_answers_set_option_on_a_worker() -> None:
     assert feed(worker, server(_T.OPTION_RES, b"exceptions")) == [
         OptionAccepted(option=b"exceptions", request=SetOption())
     ]
+
+
+# --------------------------------- servers that pass over requests in silence
+
+#: the GET_STATUS the client sends behind SUBMIT_JOB_EPOCH / SUBMIT_REDUCE_JOB*.
+FENCE_STATUS = server(_T.STATUS_RES, b"-", b"0", b"0", b"0", b"0")
+
+
+def test_a_reply_to_a_later_request_reports_the_ones_passed_over() -> None:
+    # gear's Server ignores OPTION_REQ and GET_STATUS_UNIQUE (no ERROR), but
+    # answers the submission behind them: it will never answer those two.
+    client = ClientConnection()
+    option, unique, submit = SetOption(), GetStatusUnique(unique=b"u"), SubmitJob(function=b"f")
+    for event in (option, unique, submit):
+        client.send(event)
+    assert feed(client, server(_T.JOB_CREATED, b"H:1")) == [
+        Unanswered(request=option),
+        Unanswered(request=unique),
+        JobCreated(handle=b"H:1", request=submit),
+    ]
+    assert client.unanswered == ()
+
+
+def test_a_reply_no_unanswered_request_takes_is_still_a_remote_error() -> None:
+    client = ClientConnection()
+    client.send(SetOption())
+    client.send(GetStatus(handle=b"h"))
+    client.receive_data(server(_T.JOB_CREATED, b"H:1"))
+    with pytest.raises(RemoteProtocolError, match="no unanswered request takes it"):
+        client.next_event()
+
+
+@pytest.mark.parametrize(
+    "extension",
+    [
+        SubmitJobEpoch(function=b"f", epoch=1, unique=b"e"),
+        SubmitReduceJob(function=b"f", reducer=b"r", unique=b"r"),
+        SubmitReduceJob(function=b"f", reducer=b"r", unique=b"r", background=True),
+    ],
+)
+def test_a_fence_follows_submissions_some_servers_ignore(extension: Event) -> None:
+    client = ClientConnection()
+    assert client.send(extension) == encode_event(extension) + encode_event(GetStatus(handle=b"-"))
+    assert client.unanswered == (extension,)  # the fence is the core's own
+    later = SubmitJob(function=b"f", unique=b"later")
+    client.send(later)
+    # gearmand answers the extension, the fence (never reported), then the next.
+    gearmand = ClientConnection()
+    gearmand.send(extension)
+    gearmand.send(later)
+    assert feed(
+        gearmand,
+        server(_T.JOB_CREATED, b"H:1") + FENCE_STATUS + server(_T.JOB_CREATED, b"H:2"),
+    ) == [JobCreated(handle=b"H:1", request=extension), JobCreated(handle=b"H:2", request=later)]
+    # A server that ignores it answers the fence first: the JOB_CREATED that
+    # follows is the later submission's, never the ignored one's.
+    assert feed(client, FENCE_STATUS + server(_T.JOB_CREATED, b"H:2")) == [
+        Unanswered(request=extension),
+        JobCreated(handle=b"H:2", request=later),
+    ]
+    assert client.unanswered == gearmand.unanswered == ()
+
+
+def test_a_connection_closed_lists_no_fence() -> None:
+    client = ClientConnection()
+    epoch = SubmitJobEpoch(function=b"f", epoch=1)
+    client.send(epoch)
+    assert client.abandon() == ConnectionClosed(unanswered=(epoch,))
 
 
 def test_status_res_for_other_handle_is_remote_error() -> None:
