@@ -95,6 +95,9 @@ class ClientConnection(_Connection):
         #: foreground handle -> number of our submissions attached to it.
         self._foreground: dict[bytes, int] = {}
         self._finished: OrderedDict[bytes, None] = OrderedDict()
+        # gear's Server sends the WORK_FAIL it makes when the worker holding
+        # a job disconnects with the REQ magic: it still ends that job.
+        self._req_taken = frozenset({_T.WORK_FAIL})
         self._handlers.update(
             {
                 _T.JOB_CREATED: self._on_job_created,

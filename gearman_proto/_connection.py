@@ -45,7 +45,7 @@ from ._events import (
     UnknownPacket,
     parsed_factory,
 )
-from ._wire import RES, PacketType, decode_body
+from ._wire import REQ, RES, PacketType, decode_body
 
 __all__ = [
     "DEFAULT_MAX_LINE_LENGTH",
@@ -134,6 +134,9 @@ class _Connection:
         #: the connection's ConnectionClosed was made (returned or queued).
         self._reported = False
         self._received = False
+        #: packet types taken from the server with the REQ magic as well
+        #: (a server's slip that a role forgives; see ClientConnection).
+        self._req_taken: frozenset[int] = frozenset()
         self._handlers: dict[int, PacketHandler] = {
             _T.ERROR: self._on_error,
             _T.ECHO_RES: self._on_echo_res,
@@ -351,7 +354,7 @@ class _Connection:
             if packets:
                 self._received = True  # once per batch, not per packet
                 for magic, packet_type, body in packets:
-                    if magic != RES:
+                    if magic != RES and (magic != REQ or packet_type not in self._req_taken):
                         raise RemoteProtocolError(
                             f"bad magic: the server sent {magic!r} (packet type {packet_type})"
                         )

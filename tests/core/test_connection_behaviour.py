@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from gearman_proto import (
+    REQ,
     RES,
     AdminCommand,
     AdminConnection,
@@ -703,6 +704,19 @@ def test_request_magic_from_server_is_fatal(
     conn.receive_data(b"\x00REQ\x00\x00\x00\x11\x00\x00\x00\x01x")
     with pytest.raises(RemoteProtocolError, match="magic"):
         conn.next_event()
+
+
+def test_a_client_takes_work_fail_with_the_req_magic() -> None:
+    # gear's Server sends it so when the worker that held the job disconnects.
+    client = ClientConnection()
+    client.send(SubmitJob(function=b"f"))
+    client.receive_data(server(_T.JOB_CREATED, b"H:1"))
+    client.receive_data(encode_packet(REQ, _T.WORK_FAIL, (b"H:1",)))
+    assert client.next_events()[-1] == WorkFail(handle=b"H:1")
+    worker = WorkerConnection()
+    worker.receive_data(b"\0REQ" + bytes(server(_T.NOOP))[4:])
+    with pytest.raises(RemoteProtocolError, match="bad magic"):
+        worker.next_event()
 
 
 def test_bad_magic_is_fatal() -> None:
