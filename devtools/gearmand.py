@@ -64,11 +64,15 @@ GearmandNotFound = _impl.GearmandNotFound
 find_gearmand = _impl.find_gearmand
 pick_free_port = _impl.pick_free_port
 port_is_free = _impl.port_is_free
+STARTUP_TIMEOUT: float = _impl.STARTUP_TIMEOUT
+#: for devtools.gear_server, which starts another program the same way.
+_PortTaken = _impl._PortTaken
 
 __all__ = [
     "DEFAULT_HOST",
     "PORT_RANGE",
     "SOURCE",
+    "STARTUP_TIMEOUT",
     "Gearmand",
     "GearmandError",
     "GearmandNotFound",

@@ -85,6 +85,7 @@ from gearman_proto import (
     SubmitJob,
     SubmitJobEpoch,
     SubmitReduceJob,
+    Unanswered,
     UniqueJobsReply,
     UnknownPacket,
     VerboseReply,
@@ -393,7 +394,8 @@ class Driver(Generic[C]):
             check(self.eof, "ConnectionClosed without EOF")
             self.closed = True
             self.on_closed(event)
-        elif isinstance(event, self.answers):
+        elif isinstance(event, (Unanswered, *self.answers)):
+            # Unanswered: a later request's reply showed the server passed it over.
             self.answer(event)
         elif isinstance(event, ServerError):
             self.on_server_error(event)

@@ -33,6 +33,7 @@ from ._errors import (
     PacketTooLarge,
     ProtocolError,
     RemoteProtocolError,
+    RequestIgnored,
     UnknownHandle,
 )
 from ._events import (
@@ -71,6 +72,7 @@ from ._events import (
     SubmitJob,
     SubmitJobEpoch,
     SubmitReduceJob,
+    Unanswered,
     UniqueJobsReply,
     UnknownPacket,
     VerboseReply,
@@ -143,6 +145,7 @@ __all__ = [
     "PriorityStatusReply",
     "ProtocolError",
     "RemoteProtocolError",
+    "RequestIgnored",
     "ResetAbilities",
     "ServerAddress",
     "ServerError",
@@ -154,6 +157,7 @@ __all__ = [
     "SubmitJob",
     "SubmitJobEpoch",
     "SubmitReduceJob",
+    "Unanswered",
     "UniqueJobsReply",
     "UnknownHandle",
     "UnknownPacket",

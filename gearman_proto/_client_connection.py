@@ -19,6 +19,7 @@ from ._connection import (
     _T,
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_MAX_PACKET_SIZE,
+    FENCE,
     PacketHandler,
     _Connection,
 )
@@ -94,6 +95,9 @@ class ClientConnection(_Connection):
         #: foreground handle -> number of our submissions attached to it.
         self._foreground: dict[bytes, int] = {}
         self._finished: OrderedDict[bytes, None] = OrderedDict()
+        # gear's Server sends the WORK_FAIL it makes when the worker holding
+        # a job disconnects with the REQ magic: it still ends that job.
+        self._req_taken = frozenset({_T.WORK_FAIL})
         self._handlers.update(
             {
                 _T.JOB_CREATED: self._on_job_created,
@@ -118,6 +122,11 @@ class ClientConnection(_Connection):
         if kind in _CLIENT_REQUESTS:
             self._queue(encode_event(event))
             self._unanswered.append(event)
+            if kind is SubmitJobEpoch or kind is SubmitReduceJob:
+                # Servers that lack these answer none of them, but do answer
+                # later submissions: a FENCE keeps JOB_CREATED pairing exact.
+                self._queue(_FENCE_PACKET)
+                self._unanswered.append(FENCE)
         elif kind is SetClientId:
             self._queue(encode_event(event))
         else:
@@ -142,13 +151,15 @@ class ClientConnection(_Connection):
             raise RemoteProtocolError(
                 f"STATUS_RES for {handle!r} answers GET_STATUS for {request.handle!r}"
             )
+        if request is FENCE:
+            return  # it only proved the order: nobody asked
         self._events.append(
             JobStatus(
                 handle=handle,
                 known=_flag(known, "known"),
                 running=_flag(running, "running"),
-                numerator=decimal_field(numerator, "status field numerator"),
-                denominator=decimal_field(denominator, "status field denominator"),
+                numerator=_progress(numerator, "numerator"),
+                denominator=_progress(denominator, "denominator"),
                 request=request,
             )
         )
@@ -166,8 +177,8 @@ class ClientConnection(_Connection):
                 unique=unique,
                 known=_flag(known, "known"),
                 running=_flag(running, "running"),
-                numerator=decimal_field(numerator, "status field numerator"),
-                denominator=decimal_field(denominator, "status field denominator"),
+                numerator=_progress(numerator, "numerator"),
+                denominator=_progress(denominator, "denominator"),
                 client_count=decimal_field(clients, "status field client_count"),
                 request=request,
             )
@@ -235,9 +246,21 @@ class ClientConnection(_Connection):
             self._events.append(_parsed_work_fail(handle))
 
 
+_FENCE_PACKET = encode_event(FENCE)
 _CLIENT_REQUESTS = frozenset(
     {SubmitJob, SubmitJobEpoch, SubmitReduceJob, GetStatus, GetStatusUnique, SetOption, EchoRequest}
 )
+
+
+def _progress(text: bytes, name: str) -> int:
+    """A status reply's numerator or denominator; empty means no report yet (0).
+
+    gearmand always sends digits ("0" before any WORK_STATUS); gear's
+    ``Server`` sends the fields empty until the worker reports progress.
+    """
+    if not text:
+        return 0
+    return decimal_field(text, f"status field {name}")
 
 
 def _flag(text: bytes, name: str) -> bool:

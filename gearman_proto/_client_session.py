@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 
 from ._client_connection import ClientConnection
 from ._connection import DEFAULT_MAX_PACKET_SIZE, drain
-from ._errors import AttemptsExceeded, LocalProtocolError, NoServerAvailable
+from ._errors import AttemptsExceeded, LocalProtocolError, NoServerAvailable, RequestIgnored
 from ._events import (
     ConnectionClosed,
     Event,
@@ -51,6 +51,7 @@ from ._events import (
     SubmitJob,
     SubmitJobEpoch,
     SubmitReduceJob,
+    Unanswered,
     WorkComplete,
     WorkData,
     WorkException,
@@ -105,7 +106,8 @@ class JobRequest:
             foreground job is unknown (it is never resubmitted).
         delivery_error: why it could not be delivered, if so: an
             :class:`AttemptsExceeded` (lost before JOB_CREATED on its last
-            attempt) or a :class:`NoServerAvailable`; else None.
+            attempt), a :class:`NoServerAvailable`, or a
+            :class:`RequestIgnored` (the server does not support it); else None.
         timed_out: the last wait on it (:func:`settle`) ended before it
             reached its goal.
         known, running, numerator, denominator: the latest status (from
@@ -135,7 +137,7 @@ class JobRequest:
         self.exception: bytes | None = None
         self.error: ServerError | None = None
         self.lost = False
-        self.delivery_error: AttemptsExceeded | NoServerAvailable | None = None
+        self.delivery_error: AttemptsExceeded | NoServerAvailable | RequestIgnored | None = None
         self.timed_out = False
         self.known: bool | None = None
         self.running: bool | None = None
@@ -270,7 +272,7 @@ def make_submission(
 
 def settle(
     requests: Iterable[JobRequest], goal: Goal
-) -> AttemptsExceeded | NoServerAvailable | None:
+) -> AttemptsExceeded | NoServerAvailable | RequestIgnored | None:
     """A wait for *goal* is over: set each request's ``timed_out``; return the
     first delivery error among them (the one to report), or None.
 
@@ -286,7 +288,9 @@ def settle(
     return failure
 
 
-def undelivered(requests: Iterable[JobRequest]) -> AttemptsExceeded | NoServerAvailable | None:
+def undelivered(
+    requests: Iterable[JobRequest],
+) -> AttemptsExceeded | NoServerAvailable | RequestIgnored | None:
     """The first delivery error among *requests* (the one to report), or None."""
     for request in requests:
         if request.delivery_error is not None:
@@ -749,6 +753,8 @@ class ClientSession:
             return self._status(event)  # type: ignore[arg-type]
         if kind is ServerError:
             return self._error(event)  # type: ignore[arg-type]
+        if kind is Unanswered:
+            return self._ignored(server, event)  # type: ignore[arg-type]
         if kind is ConnectionClosed:
             assert isinstance(event, ConnectionClosed)
             return self.connection_lost(server, now, event.unanswered).changed
@@ -825,6 +831,39 @@ class ClientSession:
         request.error = event
         return [request]
 
+    def _ignored(self, server: ServerAddress, event: Unanswered) -> list[Changed]:
+        """*server* passed over a request (it answered a later one): it does not know it.
+
+        A submission fails at once with :class:`RequestIgnored` as its
+        ``delivery_error`` (the server will never create it); a status query
+        stops waiting for that server's reply, which will not come (it times
+        out as any unanswered query, unless other servers answer).
+        """
+        asked = event.request
+        name = _PACKET_NAMES.get(type(asked), type(asked).__name__)
+        if isinstance(asked, (SubmitJob, SubmitJobEpoch, SubmitReduceJob)):
+            request = self._awaiting_creation.pop(id(asked), None)
+            if request is None:
+                return []
+            request.state = next_job_state(request.state, JobMove.ERROR)
+            request.delivery_error = RequestIgnored(
+                f"{server} did not answer {name} (it answered a later request): "
+                "this server does not support it"
+            )
+            return [request]
+        logger.warning("%s did not answer %s: this server does not support it", server, name)
+        if isinstance(asked, (GetStatus, GetStatusUnique)):
+            self._queries.pop(id(asked), None)
+        return []
+
+
+#: names of the requests a server may ignore, for messages.
+_PACKET_NAMES: dict[type[Event], str] = {
+    SubmitJobEpoch: "SUBMIT_JOB_EPOCH",
+    SubmitReduceJob: "SUBMIT_REDUCE_JOB",
+    GetStatusUnique: "GET_STATUS_UNIQUE",
+    SetOption: "OPTION_REQ",
+}
 
 _WORK_EVENTS = frozenset({WorkData, WorkWarning, WorkStatus, WorkComplete, WorkFail, WorkException})
 _TERMINAL = frozenset({WorkComplete, WorkFail, WorkException})

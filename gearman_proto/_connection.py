@@ -34,20 +34,23 @@ from ._events import (
     EchoReply,
     EchoRequest,
     Event,
+    GetStatus,
     OptionAccepted,
     ServerError,
     SetOption,
     SubmitJob,
     SubmitJobEpoch,
     SubmitReduceJob,
+    Unanswered,
     UnknownPacket,
     parsed_factory,
 )
-from ._wire import RES, PacketType, decode_body
+from ._wire import REQ, RES, PacketType, decode_body
 
 __all__ = [
     "DEFAULT_MAX_LINE_LENGTH",
     "DEFAULT_MAX_PACKET_SIZE",
+    "FENCE",
     "ConnectionState",
     "drain",
 ]
@@ -67,6 +70,14 @@ _SUBMISSIONS = (SubmitJob, SubmitJobEpoch, SubmitReduceJob)
 #: the ERROR code gearmand sends for WORK_* it does not know; it answers a
 #: packet that has no reply of its own, so it never pops the reply queue.
 _JOB_NOT_FOUND = b"JOB_NOT_FOUND"
+
+#: a GET_STATUS sent right behind a request that some servers pass over in
+#: silence while they answer every other submission (PROTOCOL.md 4.1 pairs
+#: replies by order only): its STATUS_RES, which every server sends, arrives
+#: before anything a later request gets, so a JOB_CREATED is never paired
+#: with a submission the server ignored.  Never reported, never listed as
+#: unanswered.
+FENCE = GetStatus(handle=b"-")
 
 PacketHandler = Callable[[list[bytes]], None]
 
@@ -128,6 +139,9 @@ class _Connection:
         #: the connection's ConnectionClosed was made (returned or queued).
         self._reported = False
         self._received = False
+        #: packet types taken from the server with the REQ magic as well
+        #: (a server's slip that a role forgives; see ClientConnection).
+        self._req_taken: frozenset[int] = frozenset()
         self._handlers: dict[int, PacketHandler] = {
             _T.ERROR: self._on_error,
             _T.ECHO_RES: self._on_echo_res,
@@ -144,7 +158,7 @@ class _Connection:
     @property
     def unanswered(self) -> tuple[Event, ...]:
         """Requests sent and still waiting for their direct answer, oldest first."""
-        return tuple(self._unanswered)
+        return tuple(event for event in self._unanswered if event is not FENCE)
 
     @property
     def buffered(self) -> int:
@@ -347,7 +361,7 @@ class _Connection:
             if packets:
                 self._received = True  # once per batch, not per packet
                 for magic, packet_type, body in packets:
-                    if magic != RES:
+                    if magic != RES and (magic != REQ or packet_type not in self._req_taken):
                         raise RemoteProtocolError(
                             f"bad magic: the server sent {magic!r} (packet type {packet_type})"
                         )
@@ -397,7 +411,7 @@ class _Connection:
             return _NOTHING_MORE
         self._reported = True
         event = ConnectionClosed(
-            unanswered=tuple(self._unanswered),
+            unanswered=self.unanswered,
             handles=self._open_handles(),
             truncated=self._truncated(),
         )
@@ -411,16 +425,29 @@ class _Connection:
         return len(self._buffer) > 0
 
     def _answered(self, kind: type[Event] | tuple[type[Event], ...], packet: str) -> Event:
-        """Pop the oldest unanswered request, which must be of *kind*."""
-        if not self._unanswered:
+        """Pop the oldest unanswered request of *kind*, which the reply *packet* answers.
+
+        Servers answer in order, so the requests before it, of other kinds,
+        were passed over in silence (a server that does not know them, like
+        gear's ``Server``): each is reported as :class:`Unanswered` first.
+        No unanswered request of *kind* is a :class:`RemoteProtocolError`.
+        """
+        unanswered = self._unanswered
+        if unanswered and isinstance(unanswered[0], kind):
+            return unanswered.popleft()  # the usual case
+        for position, request in enumerate(unanswered):
+            if isinstance(request, kind):
+                for _ in range(position):
+                    skipped = unanswered.popleft()
+                    if skipped is not FENCE:
+                        self._events.append(Unanswered(request=skipped))
+                return unanswered.popleft()
+        if not unanswered:
             raise RemoteProtocolError(f"{packet} from the server answers no request")
-        request = self._unanswered[0]
-        if not isinstance(request, kind):
-            raise RemoteProtocolError(
-                f"{packet} from the server, but the oldest unanswered request is "
-                f"{type(request).__name__}"
-            )
-        return self._unanswered.popleft()
+        raise RemoteProtocolError(
+            f"{packet} from the server, but no unanswered request takes it (the oldest is "
+            f"{type(unanswered[0]).__name__})"
+        )
 
     def _on_error(self, arguments: list[bytes]) -> None:
         code, text = arguments

@@ -18,6 +18,7 @@ __all__ = [
     "PacketTooLarge",
     "ProtocolError",
     "RemoteProtocolError",
+    "RequestIgnored",
     "UnknownHandle",
 ]
 
@@ -87,4 +88,15 @@ class NoServerAvailable(ProtocolError):
 
     Set as a request's ``delivery_error`` by the client session, never
     raised by the core itself.
+    """
+
+
+class RequestIgnored(ProtocolError):
+    """The server passed over a request in silence: it answered a later one.
+
+    A server that does not know a request may drop it without an ERROR
+    (gear's ``Server`` does so with SUBMIT_JOB_EPOCH, SUBMIT_REDUCE_JOB*,
+    GET_STATUS_UNIQUE, OPTION_REQ and ECHO_REQ).  Set as a request's
+    ``delivery_error`` by the client session, never raised by the core
+    itself.
     """

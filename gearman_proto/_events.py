@@ -55,6 +55,7 @@ __all__ = [
     "SubmitJob",
     "SubmitJobEpoch",
     "SubmitReduceJob",
+    "Unanswered",
     "UniqueJobsReply",
     "UnknownPacket",
     "VerboseReply",
@@ -563,6 +564,22 @@ class UnknownPacket(Event):
 
     packet_type: int
     body: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unanswered(Event):
+    """The server answered a later request, so it passed over this one in silence.
+
+    Gearman servers answer in order (PROTOCOL.md 4.1), so a reply that can
+    only belong to a later request proves that the ones before it will get
+    none: the server does not know them (gear's ``Server`` ignores the
+    packet types it lacks instead of answering ERROR).  Made before the
+    reply's own event.
+
+    Fields: request: the request that will get no answer.
+    """
+
+    request: Event
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

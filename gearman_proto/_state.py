@@ -194,7 +194,8 @@ class JobMove(enum.Enum):
     SUBMIT = "submit"
     #: JOB_CREATED answered it.
     JOB_CREATED = "JOB_CREATED"
-    #: the server answered the submission with an ERROR packet.
+    #: the server answered the submission with an ERROR packet, or passed
+    #: over it in silence (``Unanswered``: it does not support it).
     ERROR = "ERROR"
     WORK_COMPLETE = "WORK_COMPLETE"
     WORK_FAIL = "WORK_FAIL"

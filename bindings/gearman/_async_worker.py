@@ -75,6 +75,7 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         epoch_poll_interval: float | None = None,
         liveness_interval: float | None = LIVENESS_INTERVAL,
         liveness_timeout: float = LIVENESS_TIMEOUT,
+        reducer_info: bool = False,
         open_stream: Any = None,
     ) -> None:
         super().__init__(host_list)
@@ -83,6 +84,7 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         self.keepalive = keepalive
         self.send_exceptions = send_exceptions
         self.epoch_poll_interval = epoch_poll_interval
+        self.reducer_info = reducer_info
         self.worker_abilities: dict[str | bytes, Task] = {}
         self.worker_client_id: str | bytes | None = None
         self._kernel = WorkerKernel(
@@ -93,6 +95,7 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
             liveness_interval=liveness_interval,
             liveness_timeout=liveness_timeout,
             max_jobs=max_jobs,
+            reducer_info=reducer_info,
         )
         self._session = self._kernel.session
         self._io = type(self).runtime_factory(

@@ -200,7 +200,8 @@ def map_error(
     the core's message.
 
     The one table of the bindings: AttemptsExceeded -> ExceededConnectionAttempts,
-    NoServerAvailable -> ServerUnavailable, RemoteProtocolError -> ProtocolError,
+    NoServerAvailable -> ServerUnavailable, RemoteProtocolError and
+    RequestIgnored (the server does not support a request) -> ProtocolError,
     and a LocalProtocolError (a move or a value the protocol forbids) -> *misuse*,
     the role's ``Invalid*State`` class.
     """
@@ -208,6 +209,6 @@ def map_error(
         return errors.ExceededConnectionAttempts(str(error))
     if isinstance(error, proto.NoServerAvailable):
         return errors.ServerUnavailable(str(error))
-    if isinstance(error, proto.RemoteProtocolError):
+    if isinstance(error, (proto.RemoteProtocolError, proto.RequestIgnored)):
         return errors.ProtocolError(str(error))
     return misuse(str(error))

@@ -47,8 +47,8 @@ class WorkerKernel:
         servers: the parsed host list.
         owner: the worker, whose ``data_encoder`` (read at every use, so it
             may be changed at any time) encodes and decodes payloads.
-        send_exceptions, epoch_poll_interval, liveness_interval,
-            liveness_timeout: see :class:`gearman.GearmanWorker`.
+        send_exceptions, epoch_poll_interval, liveness_interval, liveness_timeout,
+            reducer_info: see :class:`gearman.GearmanWorker`.
         max_jobs: jobs held at once over all servers.
     """
 
@@ -62,11 +62,14 @@ class WorkerKernel:
         max_jobs: int = 1,
         liveness_interval: float | None = None,
         liveness_timeout: float = 10.0,
+        reducer_info: bool = False,
     ) -> None:
-        # GRAB_JOB_ALL: jobs carry their unique id and, for reduce jobs, the reducer.
+        # GRAB_JOB_UNIQ: jobs carry their unique id, and every Gearman server
+        # knows it; GRAB_JOB_ALL adds a reduce job's reducer, but only
+        # gearmand answers it (gear's Server ignores it: no job ever comes).
         self.session = proto.WorkerSession(
             servers,
-            grab_mode=proto.GrabMode.ALL,
+            grab_mode=proto.GrabMode.ALL if reducer_info else proto.GrabMode.UNIQ,
             max_jobs=max_jobs,
             send_exceptions=send_exceptions,
             epoch_poll_interval=epoch_poll_interval,

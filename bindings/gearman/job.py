@@ -101,7 +101,8 @@ class GearmanJob:
         unique: the unique id (``str``; ``bytes`` if the caller passed bytes).
         data: the payload: what the caller submitted, or on a worker the
             payload after ``data_encoder.decode``.
-        reducer: on a worker, the reducer of a map/reduce job, else None.
+        reducer: on a worker asking for it (``reducer_info=True``), the
+            reducer of a map/reduce job, else None.
     """
 
     def __init__(

@@ -71,6 +71,11 @@ class GearmanWorker(GearmanConnectionManager):
             blocking runtime runs jobs in the loop's thread, one at a time,
             so it takes 1 only (more would hold jobs it cannot run:
             :class:`gearman.errors.InvalidWorkerState`).
+        reducer_info: ask for jobs with GRAB_JOB_ALL, so ``job.reducer``
+            names a map/reduce job's reducer; gearmand only (other servers,
+            such as gear's, never answer it).  By default the worker asks
+            with GRAB_JOB_UNIQ, which every server knows, and
+            ``job.reducer`` is None.
     """
 
     #: the I/O runtime (blocking sockets; ``gearman.gevent`` swaps in its own).
@@ -87,6 +92,7 @@ class GearmanWorker(GearmanConnectionManager):
         liveness_interval: float | None = LIVENESS_INTERVAL,
         liveness_timeout: float = LIVENESS_TIMEOUT,
         max_jobs: int = 1,
+        reducer_info: bool = False,
     ) -> None:
         super().__init__(host_list)
         slots = type(self).runtime_factory.job_slots
@@ -100,6 +106,7 @@ class GearmanWorker(GearmanConnectionManager):
         self.keepalive = keepalive
         self.send_exceptions = send_exceptions
         self.epoch_poll_interval = epoch_poll_interval
+        self.reducer_info = reducer_info
         self.worker_abilities: dict[str | bytes, Task] = {}
         self.worker_client_id: str | bytes | None = None
         self._kernel = WorkerKernel(
@@ -110,6 +117,7 @@ class GearmanWorker(GearmanConnectionManager):
             liveness_interval=liveness_interval,
             liveness_timeout=liveness_timeout,
             max_jobs=max_jobs,
+            reducer_info=reducer_info,
         )
         self._session = self._kernel.session
         self._io = type(self).runtime_factory(

@@ -71,10 +71,14 @@ def test_epoch_job_has_normal_priority(runtime: types.ModuleType) -> None:
         client.submit_job("t", b"x", epoch=1, priority=PRIORITY_HIGH)
 
 
-@pytest.mark.parametrize("background", [False, True])
+@pytest.mark.parametrize(
+    ("background", "reducer_info"), [(False, True), (True, True), (False, False)]
+)
 def test_reduce_job_reaches_the_worker_with_its_reducer(
-    runtime: types.ModuleType, address: str, background: bool
+    runtime: types.ModuleType, address: str, background: bool, reducer_info: bool
 ) -> None:
+    """The worker sees the reducer only when it asks for it (GRAB_JOB_ALL);
+    by default (GRAB_JOB_UNIQ) the job comes with its unique and no reducer."""
     task, reducer = unique_name("map"), unique_name("reduce")
     seen: list[Any] = []
     done = runtime.concurrency.Event()
@@ -84,13 +88,13 @@ def test_reduce_job_reaches_the_worker_with_its_reducer(
         done.set()
         return b"mapped:" + job.data
 
-    with serving(runtime, [address], {task: mapper}):
+    with serving(runtime, [address], {task: mapper}, reducer_info=reducer_info):
         unique = unique_name("u")
         request = runtime.GearmanClient([address]).submit_job(
             task, b"d", unique=unique, reducer=reducer, background=background, poll_timeout=10
         )
         assert done.wait(10)
-    assert seen == [(reducer, unique, b"d")]
+    assert seen == [(reducer if reducer_info else None, unique, b"d")]
     if background:
         assert (request.state, request.complete) == (JOB_CREATED, True)
     else:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from gearman_proto import (
+    REQ,
     RES,
     AdminCommand,
     AdminConnection,
@@ -31,6 +32,7 @@ from gearman_proto import (
     GrabMode,
     JobAssigned,
     JobCreated,
+    JobStatus,
     LocalProtocolError,
     NoJob,
     Noop,
@@ -48,6 +50,7 @@ from gearman_proto import (
     SubmitJob,
     SubmitJobEpoch,
     SubmitReduceJob,
+    Unanswered,
     UnknownHandle,
     UnknownPacket,
     VersionReply,
@@ -389,6 +392,74 @@ def test_error_unknown_option_answers_set_option_on_a_worker() -> None:
     ]
 
 
+# --------------------------------- servers that pass over requests in silence
+
+#: the GET_STATUS the client sends behind SUBMIT_JOB_EPOCH / SUBMIT_REDUCE_JOB*.
+FENCE_STATUS = server(_T.STATUS_RES, b"-", b"0", b"0", b"0", b"0")
+
+
+def test_a_reply_to_a_later_request_reports_the_ones_passed_over() -> None:
+    # gear's Server ignores OPTION_REQ and GET_STATUS_UNIQUE (no ERROR), but
+    # answers the submission behind them: it will never answer those two.
+    client = ClientConnection()
+    option, unique, submit = SetOption(), GetStatusUnique(unique=b"u"), SubmitJob(function=b"f")
+    for event in (option, unique, submit):
+        client.send(event)
+    assert feed(client, server(_T.JOB_CREATED, b"H:1")) == [
+        Unanswered(request=option),
+        Unanswered(request=unique),
+        JobCreated(handle=b"H:1", request=submit),
+    ]
+    assert client.unanswered == ()
+
+
+def test_a_reply_no_unanswered_request_takes_is_still_a_remote_error() -> None:
+    client = ClientConnection()
+    client.send(SetOption())
+    client.send(GetStatus(handle=b"h"))
+    client.receive_data(server(_T.JOB_CREATED, b"H:1"))
+    with pytest.raises(RemoteProtocolError, match="no unanswered request takes it"):
+        client.next_event()
+
+
+@pytest.mark.parametrize(
+    "extension",
+    [
+        SubmitJobEpoch(function=b"f", epoch=1, unique=b"e"),
+        SubmitReduceJob(function=b"f", reducer=b"r", unique=b"r"),
+        SubmitReduceJob(function=b"f", reducer=b"r", unique=b"r", background=True),
+    ],
+)
+def test_a_fence_follows_submissions_some_servers_ignore(extension: Event) -> None:
+    client = ClientConnection()
+    assert client.send(extension) == encode_event(extension) + encode_event(GetStatus(handle=b"-"))
+    assert client.unanswered == (extension,)  # the fence is the core's own
+    later = SubmitJob(function=b"f", unique=b"later")
+    client.send(later)
+    # gearmand answers the extension, the fence (never reported), then the next.
+    gearmand = ClientConnection()
+    gearmand.send(extension)
+    gearmand.send(later)
+    assert feed(
+        gearmand,
+        server(_T.JOB_CREATED, b"H:1") + FENCE_STATUS + server(_T.JOB_CREATED, b"H:2"),
+    ) == [JobCreated(handle=b"H:1", request=extension), JobCreated(handle=b"H:2", request=later)]
+    # A server that ignores it answers the fence first: the JOB_CREATED that
+    # follows is the later submission's, never the ignored one's.
+    assert feed(client, FENCE_STATUS + server(_T.JOB_CREATED, b"H:2")) == [
+        Unanswered(request=extension),
+        JobCreated(handle=b"H:2", request=later),
+    ]
+    assert client.unanswered == gearmand.unanswered == ()
+
+
+def test_a_connection_closed_lists_no_fence() -> None:
+    client = ClientConnection()
+    epoch = SubmitJobEpoch(function=b"f", epoch=1)
+    client.send(epoch)
+    assert client.abandon() == ConnectionClosed(unanswered=(epoch,))
+
+
 def test_status_res_for_other_handle_is_remote_error() -> None:
     client = ClientConnection()
     client.send(GetStatus(handle=b"H:vm:1"))
@@ -405,13 +476,29 @@ def test_status_res_unique_for_other_unique_is_remote_error() -> None:
         client.next_event()
 
 
+def test_status_res_with_empty_progress_reads_as_no_report_yet() -> None:
+    # gear's Server leaves numerator and denominator empty until the worker
+    # sends WORK_STATUS; gearmand sends 0 and 0.
+    client = ClientConnection()
+    client.send(GetStatus(handle=b"h"))
+    client.receive_data(server(_T.STATUS_RES, b"h", b"1", b"0", b"", b""))
+    assert client.next_event() == JobStatus(
+        handle=b"h",
+        known=True,
+        running=False,
+        numerator=0,
+        denominator=0,
+        request=GetStatus(handle=b"h"),
+    )
+
+
 @pytest.mark.parametrize(
     ("request_", "reply"),
     [
         (GetStatus(handle=b"h"), server(_T.STATUS_RES, b"h", b"2", b"0", b"0", b"0")),
         (GetStatus(handle=b"h"), server(_T.STATUS_RES, b"h", b"1", b"yes", b"0", b"0")),
         (GetStatus(handle=b"h"), server(_T.STATUS_RES, b"h", b"1", b"0", b"-1", b"0")),
-        (GetStatus(handle=b"h"), server(_T.STATUS_RES, b"h", b"1", b"0", b"0", b"")),
+        (GetStatus(handle=b"h"), server(_T.STATUS_RES, b"h", b"1", b"0", b"0", b"1/2")),
         (
             GetStatusUnique(unique=b"u"),
             server(_T.STATUS_RES_UNIQUE, b"u", b"1", b"0", b"0", b"0", b"many"),
@@ -617,6 +704,19 @@ def test_request_magic_from_server_is_fatal(
     conn.receive_data(b"\x00REQ\x00\x00\x00\x11\x00\x00\x00\x01x")
     with pytest.raises(RemoteProtocolError, match="magic"):
         conn.next_event()
+
+
+def test_a_client_takes_work_fail_with_the_req_magic() -> None:
+    # gear's Server sends it so when the worker that held the job disconnects.
+    client = ClientConnection()
+    client.send(SubmitJob(function=b"f"))
+    client.receive_data(server(_T.JOB_CREATED, b"H:1"))
+    client.receive_data(encode_packet(REQ, _T.WORK_FAIL, (b"H:1",)))
+    assert client.next_events()[-1] == WorkFail(handle=b"H:1")
+    worker = WorkerConnection()
+    worker.receive_data(b"\0REQ" + bytes(server(_T.NOOP))[4:])
+    with pytest.raises(RemoteProtocolError, match="bad magic"):
+        worker.next_event()
 
 
 def test_bad_magic_is_fatal() -> None:

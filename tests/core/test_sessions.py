@@ -410,6 +410,45 @@ def test_forgotten_requests_ignore_later_packets() -> None:
     assert created.state is gp.JobState.CREATED
 
 
+FENCE_STATUS = res(T.STATUS_RES, b"-", b"0", b"0", b"0", b"0")
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_submission_the_server_ignores_fails_with_request_ignored(background: bool) -> None:
+    # gear's Server drops SUBMIT_JOB_EPOCH / SUBMIT_REDUCE_JOB* in silence and
+    # answers the fence behind it: the request fails at once, the next one
+    # gets its own JOB_CREATED.
+    session = client_session()
+    submission = gp.make_submission(b"f", b"x", reducer=b"r", background=background)
+    ignored = gp.JobRequest(submission)
+    session.submit(ignored, 0.0, server=A)
+    later = submit(session)
+    assert feed(session, A, FENCE_STATUS) == [ignored]
+    assert ignored.state is gp.JobState.FAILED
+    assert ignored.finished
+    assert ignored.accepted
+    assert isinstance(ignored.delivery_error, gp.RequestIgnored)
+    assert "SUBMIT_REDUCE_JOB" in str(ignored.delivery_error)
+    assert gp.undelivered([ignored, later]) is ignored.delivery_error
+    assert feed(session, A, res(T.JOB_CREATED, b"H:2")) == [later]
+    assert (later.handle, ignored.handle) == (b"H:2", None)
+    assert session.tracked == 1  # the foreground job waiting for its result
+
+
+def test_ignored_option_and_unique_query_are_logged_and_forgotten(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session = gp.ClientSession([A], exceptions=True)
+    session.connection_made(A)
+    query = session.query_unique(b"u", 0.0)
+    request = submit(session)
+    assert feed(session, A, res(T.JOB_CREATED, b"H:1")) == [request]
+    assert "OPTION_REQ" in caplog.text
+    assert "GET_STATUS_UNIQUE" in caplog.text
+    assert not query.done  # unanswered: it times out as any such query
+    assert session.tracked == 1  # the foreground job only
+
+
 def test_unrelated_events_change_nothing() -> None:
     session = client_session()
     session.connections[A].queue(gp.EchoRequest(payload=b"p"))
@@ -442,6 +481,26 @@ def test_new_connection_registers_everything_then_grabs() -> None:
         + req(T.CAN_DO, b"g")
         + GRAB_UNIQ
     }
+
+
+@pytest.mark.parametrize(
+    ("grab_mode", "grab"),
+    [(None, GRAB_UNIQ), (gp.GrabMode.UNIQ, GRAB_UNIQ), (gp.GrabMode.ALL, GRAB_ALL)],
+)
+def test_grab_mode_reaches_every_connection(grab_mode: gp.GrabMode | None, grab: bytes) -> None:
+    # GRAB_JOB_UNIQ by default (every server knows it); GRAB_JOB_ALL on request.
+    session = (
+        gp.WorkerSession([A, B], max_jobs=2)
+        if grab_mode is None
+        else gp.WorkerSession([A, B], max_jobs=2, grab_mode=grab_mode)
+    )
+    session.register(b"f")
+    session.connection_made(A)
+    session.connection_made(B)
+    assert session.data_to_send() == {A: req(T.CAN_DO, b"f") + grab, B: req(T.CAN_DO, b"f") + grab}
+    feed(session, A, res(T.NO_JOB))
+    feed(session, A, res(T.NOOP))
+    assert session.data_to_send() == {A: req(T.PRE_SLEEP) + grab}
 
 
 def test_changes_go_to_every_live_connection() -> None:
