@@ -29,6 +29,8 @@ from ._connection import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_PACKET_SIZE, Conne
 from ._errors import (
     AttemptsExceeded,
     LocalProtocolError,
+    LocalTypeError,
+    LocalValueError,
     NoServerAvailable,
     PacketTooLarge,
     ProtocolError,
@@ -129,6 +131,8 @@ __all__ = [
     "JobsReply",
     "Layout",
     "LocalProtocolError",
+    "LocalTypeError",
+    "LocalValueError",
     "Loss",
     "NoJob",
     "NoServerAvailable",
