@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import gearman_proto as proto
 
+from . import errors
 from ._blocking import BlockingRuntime
 from ._client_kernel import ClientKernel, Requests, all_settled, check_many
 from ._common import DataEncoder, NoopEncoder
@@ -54,6 +55,8 @@ class GearmanClient(GearmanConnectionManager):
         client_id: a SET_CLIENT_ID label for this client's connections.
         keepalive: enable TCP keepalive on every connection.
     """
+
+    _misuse = errors.InvalidClientState
 
     data_encoder: type[DataEncoder] = NoopEncoder
     job_class = GearmanJob

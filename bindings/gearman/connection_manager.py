@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from ._common import DataEncoder, NoopEncoder, parse_host_list
+from . import errors
+from ._common import DataEncoder, Misuse, NoopEncoder, parse_host_list
 
 __all__ = [
     "AsyncGearmanConnectionManager",
@@ -23,9 +24,11 @@ class GearmanConnectionManager:
     """
 
     data_encoder: type[DataEncoder] = NoopEncoder
+    #: the role's error class (a bad host list raises its ValueError flavour).
+    _misuse: ClassVar[Misuse] = errors.GearmanError
 
     def __init__(self, host_list: Any = None) -> None:
-        self.servers = parse_host_list(host_list)
+        self.servers = parse_host_list(host_list, self._misuse)
 
     def shutdown(self) -> None:
         """Close every connection."""
@@ -37,9 +40,11 @@ class AsyncGearmanConnectionManager:
     list and encoder, with an awaitable :meth:`shutdown`."""
 
     data_encoder: type[DataEncoder] = NoopEncoder
+    #: the role's error class (a bad host list raises its ValueError flavour).
+    _misuse: ClassVar[Misuse] = errors.GearmanError
 
     def __init__(self, host_list: Any = None) -> None:
-        self.servers = parse_host_list(host_list)
+        self.servers = parse_host_list(host_list, self._misuse)
 
     async def shutdown(self) -> None:
         """Close every connection."""
