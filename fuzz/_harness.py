@@ -781,7 +781,7 @@ class AdminDriver(Driver[AdminConnection]):
             arguments = tuple(raw.split(b" ")) if raw else ()
         low, high = ADMIN_ARITY[command]
         valid = low <= len(arguments) <= high and all(
-            word and not any(c in word for c in b" \r\n\0") for word in arguments
+            word and not any(c in word for c in b" \t\r\n\0") for word in arguments
         )
         event = self.send(lambda: AdminRequest(command=command, arguments=arguments), valid)
         if event:

@@ -29,6 +29,8 @@ from ._connection import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_PACKET_SIZE, Conne
 from ._errors import (
     AttemptsExceeded,
     LocalProtocolError,
+    LocalTypeError,
+    LocalValueError,
     NoServerAvailable,
     PacketTooLarge,
     ProtocolError,
@@ -133,6 +135,8 @@ __all__ = [
     "Layout",
     "Liveness",
     "LocalProtocolError",
+    "LocalTypeError",
+    "LocalValueError",
     "Loss",
     "NoJob",
     "NoServerAvailable",

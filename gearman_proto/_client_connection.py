@@ -145,8 +145,8 @@ class ClientConnection(_Connection):
 
     def _on_status_res(self, arguments: list[bytes]) -> None:
         handle, known, running, numerator, denominator = arguments
-        request = self._answered(GetStatus, "STATUS_RES")
-        assert isinstance(request, GetStatus)
+        # _answered checked the type; the annotation tells mypy.
+        request: GetStatus = self._answered(GetStatus, "STATUS_RES")  # type: ignore[assignment]
         if handle != request.handle:
             raise RemoteProtocolError(
                 f"STATUS_RES for {handle!r} answers GET_STATUS for {request.handle!r}"
@@ -166,8 +166,9 @@ class ClientConnection(_Connection):
 
     def _on_status_res_unique(self, arguments: list[bytes]) -> None:
         unique, known, running, numerator, denominator, clients = arguments
-        request = self._answered(GetStatusUnique, "STATUS_RES_UNIQUE")
-        assert isinstance(request, GetStatusUnique)
+        request: GetStatusUnique = self._answered(  # type: ignore[assignment]
+            GetStatusUnique, "STATUS_RES_UNIQUE"
+        )
         if unique != request.unique:
             raise RemoteProtocolError(
                 f"STATUS_RES_UNIQUE for {unique!r} answers GET_STATUS_UNIQUE for {request.unique!r}"

@@ -427,7 +427,8 @@ class ClientSession:
         servers: the server addresses.
         exceptions: ask each connection for WORK_EXCEPTION forwarding
             (OPTION_REQ ``exceptions``), re-sent on every new connection.
-        client_id: a SET_CLIENT_ID label for every connection, or None.
+        client_id: a SET_CLIENT_ID label for every connection, or None
+            (a :class:`LocalProtocolError` here if it is not one).
         pool: the :class:`ServerPool` (default: one over *servers*).
         max_packet_size: the per-connection receive limit.
     """
@@ -444,6 +445,9 @@ class ClientSession:
         self.pool = pool or ServerPool(servers)
         self.exceptions = exceptions
         self.client_id = client_id
+        #: built now, so a client id the protocol cannot carry is refused here
+        #: (LocalProtocolError) rather than when a connection comes up.
+        self._client_id_event = None if client_id is None else SetClientId(client_id=client_id)
         self.max_packet_size = max_packet_size
         self.connections: dict[ServerAddress, ClientConnection] = {}
         self._awaiting_creation: dict[int, JobRequest] = {}
@@ -487,8 +491,8 @@ class ClientSession:
         if server in self.connections:
             raise LocalProtocolError(f"{server} already has a connection")
         connection = ClientConnection(max_packet_size=self.max_packet_size)
-        if self.client_id is not None:
-            connection.queue(SetClientId(client_id=self.client_id))
+        if self._client_id_event is not None:
+            connection.queue(self._client_id_event)
         if self.exceptions:
             connection.queue(SetOption(option=b"exceptions"))
         self.connections[server] = connection
@@ -756,8 +760,8 @@ class ClientSession:
         if kind is Unanswered:
             return self._ignored(server, event)  # type: ignore[arg-type]
         if kind is ConnectionClosed:
-            assert isinstance(event, ConnectionClosed)
-            return self.connection_lost(server, now, event.unanswered).changed
+            closed: ConnectionClosed = event  # type: ignore[assignment]
+            return self.connection_lost(server, now, closed.unanswered).changed
         logger.debug("%s: ignoring %r", server, event)
         return []
 
@@ -789,9 +793,9 @@ class ClientSession:
             elif kind is WorkWarning:
                 request._on_warning(event.payload)  # type: ignore[attr-defined]
             elif kind is WorkStatus:
-                assert isinstance(event, WorkStatus)
                 request.known = request.running = True
-                request.numerator, request.denominator = event.numerator, event.denominator
+                request.numerator = event.numerator  # type: ignore[attr-defined]
+                request.denominator = event.denominator  # type: ignore[attr-defined]
                 request._on_status()
             elif kind is WorkComplete:
                 request.state = next_job_state(request.state, JobMove.WORK_COMPLETE)

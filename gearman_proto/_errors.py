@@ -6,7 +6,10 @@ Two families, as in h11: :class:`LocalProtocolError` when *our* side asks for
 something the protocol or the connection state forbids, and
 :class:`RemoteProtocolError` when the *server* sends something malformed or
 unexpected.  A server ``ERROR`` packet is not an exception here: it is an
-ordinary :class:`~gearman_proto.ServerError` event.
+ordinary :class:`~gearman_proto.ServerError` event.  A value refused
+because of its type or its content is a :class:`LocalTypeError` or a
+:class:`LocalValueError`, which are also ``TypeError`` / ``ValueError``,
+so a binding tells them apart without reading messages.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 __all__ = [
     "AttemptsExceeded",
     "LocalProtocolError",
+    "LocalTypeError",
+    "LocalValueError",
     "NoServerAvailable",
     "PacketTooLarge",
     "ProtocolError",
@@ -31,6 +36,23 @@ class LocalProtocolError(ProtocolError):
     """The caller asked for a move the protocol or the current state forbids.
 
     The connection is left as it was: nothing was queued for sending.
+    """
+
+
+class LocalValueError(LocalProtocolError, ValueError):
+    """A value the protocol cannot carry: a forbidden byte in a name, a unique
+    longer than gearmand keeps, a number out of its range, an admin argument
+    that would split the command line.
+
+    Raised when the event (or the request) is built: nothing was queued.
+    """
+
+
+class LocalTypeError(LocalProtocolError, TypeError):
+    """A value of the wrong type: ``str`` where bytes travel, a float or a
+    bool where a whole number counts.
+
+    Raised when the event (or the request) is built: nothing was queued.
     """
 
 

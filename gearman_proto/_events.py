@@ -5,21 +5,29 @@ Does not own: which packet an event becomes (``_codec``) or when it is
 legal (the ``_*connection`` modules, by the tables of ``_state``).
 
 Every field that travels on the wire is ``bytes``; a ``str`` (or any other
-type) handed in raises :class:`LocalProtocolError` at construction, so a bad
-event never reaches ``send``.  Events are frozen, slotted and compared by
-value.
+type) handed in raises :class:`LocalTypeError` at construction, and a value
+the protocol cannot carry (a NUL, TAB, LF or CR in a function name or client
+id, a unique gearmand would cut, an admin argument that would split the
+command line) raises :class:`LocalValueError`: both are
+:class:`LocalProtocolError`, so a bad event never reaches ``send``.  Events
+are frozen, slotted and compared by value.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TypeVar
 
-from ._errors import LocalProtocolError
+from ._errors import LocalTypeError, LocalValueError
 
 __all__ = [
+    "ADMIN_FORBIDDEN",
+    "NAME_FORBIDDEN",
+    "STATUS_NUMBER_MAX",
+    "UNIQUE_LIMIT",
     "AdminCommand",
     "AdminError",
     "AdminOk",
@@ -68,6 +76,7 @@ __all__ = [
     "WorkWarning",
     "WorkerInfo",
     "WorkersReply",
+    "status_number",
 ]
 
 #: gearmand answers nothing at all to GET_STATUS / GET_STATUS_UNIQUE whose
@@ -75,17 +84,51 @@ __all__ = [
 #: reply queue forever; we refuse to send those.
 STATUS_ARGUMENT_LIMIT = 63
 
+#: The longest unique a submission may carry.  gearmand 1.1.20 keeps a job's
+#: unique in ``char unique[GEARMAN_MAX_UNIQUE_SIZE]`` with
+#: ``GEARMAN_MAX_UNIQUE_SIZE 64`` including the terminating NUL
+#: (libgearman-1.0/limits.h, libgearman-server/struct/job.h).  It refuses a
+#: longer unique with ARGUMENT_TOO_LARGE (libgearman-server/server.cc;
+#: for reduce jobs it tests the reducer instead), but a 64-byte one passes
+#: that test and is cut to 63 bytes by the ``snprintf`` in
+#: ``gearman_server_job_add_reducer`` (libgearman-server/job.cc) while its
+#: length stays 64: the worker then receives the NUL in front of the
+#: payload, and equal uniques no longer coalesce (PROTOCOL.md 4.3, trap 8).
+UNIQUE_LIMIT = 63
+
+#: The largest WORK_STATUS number: gearmand stores numerator and denominator
+#: as ``uint32_t`` (libgearman-server/struct/job.h), read with
+#: ``(uint32_t)atoi(...)`` and the denominator cut to 10 characters first
+#: (libgearman-server/server.cc, WORK_STATUS); anything else is mangled.
+STATUS_NUMBER_MAX = 2**32 - 1
+
+#: Bytes a function name or client id may not hold.  A NUL ends the field on
+#: the wire; TAB, LF and CR because names and ids appear in the admin text
+#: replies (``status`` lines are tab-separated, ``workers`` lines end in LF,
+#: PROTOCOL.md 8.2), where a worker registering such a name could forge
+#: lines: fake queue counts, a hidden real entry.
+NAME_FORBIDDEN = b"\0\t\n\r"
+_name_forbidden = re.compile(b"[" + re.escape(NAME_FORBIDDEN) + b"]").search
+_BYTE_NAMES = {b"\0": "NUL", b"\t": "TAB", b"\n": "LF", b"\r": "CR"}
+
+#: Bytes an admin argument may not hold: gearmand splits the command line on
+#: spaces and ends it at LF (a CR before it is dropped), so any of these
+#: would make one argument two, or start a second command; a TAB would put a
+#: forged column into ``status`` through ``create function``; NUL as above.
+ADMIN_FORBIDDEN = b" " + NAME_FORBIDDEN
+_admin_forbidden = re.compile(b"[" + re.escape(ADMIN_FORBIDDEN) + b"]").search
+
 
 def _check_bytes(value: object, name: str) -> None:
     if type(value) is not bytes:
-        raise LocalProtocolError(f"{name} must be bytes, not {type(value).__name__}")
+        raise LocalTypeError(f"{name} must be bytes, not {type(value).__name__}")
 
 
 def _check_field(value: object, name: str) -> None:
     """A field that is not the last of its packet: bytes without NUL."""
     _check_bytes(value, name)
     if b"\0" in value:  # type: ignore[operator]
-        raise LocalProtocolError(f"{name} must not contain a NUL byte")
+        raise LocalValueError(f"{name} must not contain a NUL byte")
 
 
 def _not_field(value: object) -> bool:
@@ -93,9 +136,52 @@ def _not_field(value: object) -> bool:
     return type(value) is not bytes or b"\0" in value
 
 
-def _check_int(value: object, name: str, *, minimum: int = 0) -> None:
-    if type(value) is not int or value < minimum:
-        raise LocalProtocolError(f"{name} must be an int >= {minimum}, not {value!r}")
+def _check_name(value: object, name: str) -> None:
+    """A function name or client id: bytes without NUL, TAB, LF or CR."""
+    _check_bytes(value, name)
+    found = _name_forbidden(value)  # type: ignore[call-overload]
+    if found is not None:
+        raise LocalValueError(f"{name} {value!r} must not contain a {_BYTE_NAMES[found.group()]}")
+
+
+def _not_name(value: object) -> bool:
+    """Whether *value* is not a valid name (the fast test; callers then raise)."""
+    return type(value) is not bytes or _name_forbidden(value) is not None
+
+
+def _check_unique(value: object, name: str = "unique") -> None:
+    """A submission's unique: a field of at most :data:`UNIQUE_LIMIT` bytes."""
+    _check_field(value, name)
+    if len(value) > UNIQUE_LIMIT:  # type: ignore[arg-type]
+        raise LocalValueError(
+            f"a {len(value)}-byte {name} is more than gearmand keeps "  # type: ignore[arg-type]
+            f"(at most {UNIQUE_LIMIT} bytes)"
+        )
+
+
+def _not_unique(value: object) -> bool:
+    """Whether *value* is not a valid unique (the fast test; callers then raise)."""
+    return type(value) is not bytes or b"\0" in value or len(value) > UNIQUE_LIMIT
+
+
+def _check_int(value: object, name: str, *, minimum: int = 0, maximum: int | None = None) -> None:
+    """A whole number (an ``int``, not a bool or float) from *minimum* to *maximum*."""
+    if type(value) is not int:
+        raise LocalTypeError(f"{name} must be an int, not {type(value).__name__} {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        top = "" if maximum is None else f" and <= {maximum}"
+        raise LocalValueError(f"{name} must be >= {minimum}{top}, not {value!r}")
+
+
+def status_number(value: object, name: str) -> bytes:
+    """A WORK_STATUS number as it travels: an int from 0 to :data:`STATUS_NUMBER_MAX`.
+
+    Raises:
+        LocalTypeError: not an ``int`` (a float or bool included).
+        LocalValueError: negative or above :data:`STATUS_NUMBER_MAX`.
+    """
+    _check_int(value, name, maximum=STATUS_NUMBER_MAX)
+    return b"%d" % value  # type: ignore[str-format]
 
 
 class Event:
@@ -136,10 +222,11 @@ class SubmitJob(Event):
     and _LOW_BG, chosen by *priority* and *background*.
 
     Fields:
-        function: the function name (no NUL).
+        function: the function name (no NUL, TAB, LF or CR).
         payload: the job's data, opaque bytes (may contain NUL).
-        unique: the unique id; ``b""`` never coalesces, ``b"-"`` makes the
-            server use the payload as the key (PROTOCOL.md 4.3).
+        unique: the unique id, at most :data:`UNIQUE_LIMIT` bytes without
+            NUL; ``b""`` never coalesces, ``b"-"`` makes the server use the
+            payload as the key (PROTOCOL.md 4.3).
         priority: :class:`Priority`.
         background: True for a background job: only JOB_CREATED comes back.
     """
@@ -153,15 +240,15 @@ class SubmitJob(Event):
     def __post_init__(self) -> None:
         # One cheap test for the common case; the precise checks name the culprit.
         if (
-            _not_field(self.function)
-            or _not_field(self.unique)
+            _not_name(self.function)
+            or _not_unique(self.unique)
             or type(self.payload) is not bytes
             or type(self.priority) is not Priority
         ):
-            _check_field(self.function, "function")
-            _check_field(self.unique, "unique")
+            _check_name(self.function, "function")
+            _check_unique(self.unique)
             _check_bytes(self.payload, "payload")
-            raise LocalProtocolError(f"priority must be a Priority, not {self.priority!r}")
+            raise LocalTypeError(f"priority must be a Priority, not {self.priority!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,8 +268,8 @@ class SubmitJobEpoch(Event):
     epoch: int = 0
 
     def __post_init__(self) -> None:
-        _check_field(self.function, "function")
-        _check_field(self.unique, "unique")
+        _check_name(self.function, "function")
+        _check_unique(self.unique)
         _check_bytes(self.payload, "payload")
         _check_int(self.epoch, "epoch")
 
@@ -194,8 +281,8 @@ class SubmitReduceJob(Event):
     Sent with the five fields gearmand wants (the aggregator always empty).
 
     Fields: function, payload, unique as in :class:`SubmitJob`; reducer: the
-    reducer function name (no NUL; gearmand limits it to 64 bytes);
-    background: use the background variant.
+    reducer function name (a name like *function*; gearmand limits it to
+    64 bytes); background: use the background variant.
     """
 
     function: bytes
@@ -205,9 +292,9 @@ class SubmitReduceJob(Event):
     background: bool = False
 
     def __post_init__(self) -> None:
-        _check_field(self.function, "function")
-        _check_field(self.unique, "unique")
-        _check_field(self.reducer, "reducer")
+        _check_name(self.function, "function")
+        _check_unique(self.unique)
+        _check_name(self.reducer, "reducer")
         _check_bytes(self.payload, "payload")
 
 
@@ -224,7 +311,7 @@ class GetStatus(Event):
         if _not_field(self.handle):
             _check_field(self.handle, "handle")
         if len(self.handle) > STATUS_ARGUMENT_LIMIT:
-            raise LocalProtocolError(
+            raise LocalValueError(
                 f"a {len(self.handle)}-byte handle gets no reply from gearmand "
                 f"(limit {STATUS_ARGUMENT_LIMIT})"
             )
@@ -242,7 +329,7 @@ class GetStatusUnique(Event):
     def __post_init__(self) -> None:
         _check_field(self.unique, "unique")
         if len(self.unique) > STATUS_ARGUMENT_LIMIT:
-            raise LocalProtocolError(
+            raise LocalValueError(
                 f"a {len(self.unique)}-byte unique gets no reply from gearmand "
                 f"(limit {STATUS_ARGUMENT_LIMIT})"
             )
@@ -278,13 +365,14 @@ class EchoRequest(Event):
 class SetClientId(Event):
     """Label this connection in the admin ``workers`` list (SET_CLIENT_ID).
 
-    Fields: client_id: bytes; gearmand keeps the first 127.
+    Fields: client_id: bytes without NUL, TAB, LF or CR (it is shown in
+    the ``workers`` reply); gearmand keeps the first 127.
     """
 
     client_id: bytes
 
     def __post_init__(self) -> None:
-        _check_bytes(self.client_id, "client_id")
+        _check_name(self.client_id, "client_id")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -420,6 +508,9 @@ class WorkStatus(Event):
         handle: the job handle.
         numerator, denominator: ASCII bytes as they travel; gearmand
             forwards them verbatim, so a client may receive non-digits.
+            :meth:`WorkerSession.status <gearman_proto.WorkerSession.status>`
+            sends only whole numbers gearmand can store
+            (:func:`status_number`).
     """
 
     handle: bytes
@@ -491,7 +582,7 @@ class CanDo(Event):
     """Register a function (CAN_DO, or CAN_DO_TIMEOUT with a timeout).
 
     Fields:
-        function: the function name (no NUL).
+        function: the function name (no NUL, TAB, LF or CR).
         timeout: None, or the server-side time limit per job in
             milliseconds; gearmand raises 1-999 to 1000 and re-queues the
             job when the limit passes (PROTOCOL.md 6).
@@ -501,19 +592,19 @@ class CanDo(Event):
     timeout: int | None = None
 
     def __post_init__(self) -> None:
-        _check_field(self.function, "function")
+        _check_name(self.function, "function")
         if self.timeout is not None:
             _check_int(self.timeout, "timeout", minimum=1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CantDo(Event):
-    """Unregister a function (CANT_DO). Fields: function."""
+    """Unregister a function (CANT_DO). Fields: function (a name as in :class:`CanDo`)."""
 
     function: bytes
 
     def __post_init__(self) -> None:
-        _check_field(self.function, "function")
+        _check_name(self.function, "function")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -655,9 +746,9 @@ class AdminRequest(Event):
 
     Fields:
         command: the :class:`AdminCommand`.
-        arguments: its words; each non-empty, without spaces, CR, LF or NUL
-            (gearmand splits on spaces and closes the connection at six
-            words).
+        arguments: its words; each non-empty, without space, TAB, CR, LF
+            or NUL (:data:`ADMIN_FORBIDDEN`: gearmand splits on spaces,
+            ends a command at LF and closes the connection at six words).
     """
 
     command: AdminCommand
@@ -665,19 +756,19 @@ class AdminRequest(Event):
 
     def __post_init__(self) -> None:
         if not isinstance(self.command, AdminCommand):
-            raise LocalProtocolError(f"command must be an AdminCommand, not {self.command!r}")
+            raise LocalTypeError(f"command must be an AdminCommand, not {self.command!r}")
         if type(self.arguments) is not tuple:
-            raise LocalProtocolError("arguments must be a tuple of bytes")
+            raise LocalTypeError("arguments must be a tuple of bytes")
         low, high = ADMIN_ARGUMENTS[self.command]
         if not low <= len(self.arguments) <= high:
-            raise LocalProtocolError(
+            raise LocalValueError(
                 f"{self.command.name} takes {low}..{high} arguments, got {len(self.arguments)}"
             )
         for word in self.arguments:
             _check_bytes(word, "admin argument")
-            if not word or any(c in word for c in (b" ", b"\r", b"\n", b"\0")):
-                raise LocalProtocolError(
-                    f"admin argument {word!r} must be non-empty, without space, CR, LF or NUL"
+            if not word or _admin_forbidden(word) is not None:
+                raise LocalValueError(
+                    f"admin argument {word!r} must be non-empty, without space, TAB, CR, LF or NUL"
                 )
 
 

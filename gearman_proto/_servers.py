@@ -13,6 +13,8 @@ import random
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from ._errors import LocalValueError
+
 __all__ = ["DEFAULT_PORT", "ServerAddress", "ServerPool", "parse_server"]
 
 DEFAULT_PORT = 4730
@@ -33,8 +35,10 @@ class ServerAddress(NamedTuple):
 
 
 def _port(text: str, spec: object) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"bad port in server {spec!r}")
+    # Only ASCII digits: str.isdigit() and int() also take the digits of
+    # other scripts ("\u0664\u0667\u0663\u0660" reads as 4730).
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
+        raise LocalValueError(f"bad port in server {spec!r}: 1 to 65535 in ASCII digits")
     return int(text)
 
 
@@ -46,26 +50,28 @@ def parse_server(spec: str | tuple[str, int] | ServerAddress) -> ServerAddress:
     ``(host, port)`` tuple, or a :class:`ServerAddress`.
 
     Raises:
-        ValueError: the specification cannot be read.
+        LocalValueError: the specification cannot be read (a ``ValueError``).
     """
     if isinstance(spec, ServerAddress):
         return spec
     if isinstance(spec, tuple):
+        if len(spec) != 2:
+            raise LocalValueError(f"bad server {spec!r}: a (host, port) pair is needed")
         host, port = spec
         return ServerAddress(str(host), _port(str(port), spec))
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"bad server {spec!r}")
+        raise LocalValueError(f"bad server {spec!r}")
     text = spec.strip()
     if text.startswith("["):
         host, bracket, rest = text[1:].partition("]")
         if not bracket or not host or (rest and not rest.startswith(":")):
-            raise ValueError(f"bad server {spec!r}")
+            raise LocalValueError(f"bad server {spec!r}")
         return ServerAddress(host, _port(rest[1:], spec) if rest else DEFAULT_PORT)
     if text.count(":") > 1:
         return ServerAddress(text)
     name, colon, port_text = text.partition(":")
     if not name:
-        raise ValueError(f"bad server {spec!r}")
+        raise LocalValueError(f"bad server {spec!r}")
     return ServerAddress(name, _port(port_text, spec) if colon else DEFAULT_PORT)
 
 

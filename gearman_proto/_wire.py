@@ -18,7 +18,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ._errors import LocalProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, LocalValueError, RemoteProtocolError
 
 __all__ = [
     "HEADER",
@@ -200,9 +200,10 @@ def encode_packet(magic: bytes, packet_type: PacketType, arguments: Sequence[byt
             last may contain NUL bytes.
 
     Raises:
-        LocalProtocolError: wrong magic, wrong argument count, a NUL inside a
-            field that is not the last, or (towards the server) fields too
-            long for gearmand's 8 KiB field buffer.
+        LocalProtocolError: wrong magic or wrong argument count.
+        LocalValueError: a NUL inside a field that is not the last, or
+            (towards the server) fields too long for gearmand's 8 KiB field
+            buffer.
     """
     layout = LAYOUTS[packet_type]
     if magic not in layout.magics:
@@ -214,12 +215,12 @@ def encode_packet(magic: bytes, packet_type: PacketType, arguments: Sequence[byt
         )
     for name, value in zip(layout.arguments[:-1], arguments[:-1], strict=True):
         if b"\0" in value:
-            raise LocalProtocolError(f"{packet_type.name} {name} must not contain a NUL byte")
+            raise LocalValueError(f"{packet_type.name} {name} must not contain a NUL byte")
     if count and magic == REQ:
         fields = arguments[:-1] if layout.data_last else arguments
         region = HEADER_SIZE + sum(len(value) + 1 for value in fields)
         if region > SERVER_FIELD_REGION:
-            raise LocalProtocolError(
+            raise LocalValueError(
                 f"{packet_type.name} fields take {region} bytes; gearmand closes the "
                 f"connection above {SERVER_FIELD_REGION}"
             )

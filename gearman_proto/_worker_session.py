@@ -38,6 +38,7 @@ from ._events import (
     WorkFail,
     WorkStatus,
     WorkWarning,
+    status_number,
 )
 from ._liveness import Liveness
 from ._servers import ServerAddress, ServerPool
@@ -291,8 +292,8 @@ class WorkerSession:
         if kind is ConnectionClosed:
             self.connection_lost(server, now)
         elif kind is ServerError:
-            assert isinstance(event, ServerError)
-            logger.warning("%s: server error %r: %r", server, event.code, event.text)
+            error: ServerError = event  # type: ignore[assignment]
+            logger.warning("%s: server error %r: %r", server, error.code, error.text)
         elif self._shared:
             self._rebalance()
         return []
@@ -368,9 +369,18 @@ class WorkerSession:
         *,
         on: Assigned = None,
     ) -> bool:
-        """Send progress for a held job (WORK_STATUS)."""
+        """Send progress for a held job (WORK_STATUS).
+
+        Raises:
+            LocalTypeError: a number is not an ``int`` (floats and bools
+                are refused, not truncated).
+            LocalValueError: a number is negative or above 2**32 - 1
+                (gearmand stores them as unsigned 32-bit integers).
+        """
         event = WorkStatus(
-            handle=handle, numerator=b"%d" % numerator, denominator=b"%d" % denominator
+            handle=handle,
+            numerator=status_number(numerator, "numerator"),
+            denominator=status_number(denominator, "denominator"),
         )
         return self._reply(server, event, on)
 

@@ -15,12 +15,13 @@ from typing import Any, TypeVar
 import gearman_proto as proto
 
 from . import errors
-from ._common import map_error, name_bytes, text
+from ._common import invalid_type, map_error, name_bytes, text
 
 __all__ = [
     "ECHO_STRING",
     "AdminKernel",
     "Rows",
+    "argument",
     "check_echo",
     "check_reply",
     "jobs_rows",
@@ -39,8 +40,22 @@ R = TypeVar("R", bound=proto.Event)
 Rows = tuple[dict[str, Any], ...]
 
 
+def argument(value: str | bytes, what: str) -> bytes:
+    """A function name or job handle as an admin argument (``str`` is UTF-8 encoded).
+
+    Raises:
+        InvalidAdminType: neither str nor bytes.
+    """
+    return name_bytes(value, what, errors.InvalidAdminClientState)
+
+
 def request(command: proto.AdminCommand, *arguments: bytes) -> proto.AdminRequest:
-    """The admin request, or :class:`InvalidAdminClientState` if it cannot be sent."""
+    """The admin request, or :class:`InvalidAdminClientState` if it cannot be sent.
+
+    The core refuses arguments that would split the command line or start a
+    second command (a space, TAB, CR, LF or NUL): :class:`InvalidAdminValue`,
+    before a connection is even opened.
+    """
     try:
         return proto.AdminRequest(command=command, arguments=arguments)
     except proto.LocalProtocolError as error:
@@ -65,10 +80,19 @@ def check_echo(reply: proto.Event, payload: bytes) -> None:
 
 
 def maxqueue_arguments(task: str | bytes, max_size: int | None) -> list[bytes]:
-    """``maxqueue`` arguments (no size, or 0: no limit)."""
-    arguments = [name_bytes(task, "task")]
+    """``maxqueue`` arguments (no size, or 0: no limit).
+
+    Raises:
+        InvalidAdminType: *max_size* is not an int (or None).
+    """
+    arguments = [argument(task, "task")]
     if max_size is not None:
-        arguments.append(b"%d" % int(max_size))
+        if type(max_size) is not int:
+            raise invalid_type(
+                errors.InvalidAdminClientState,
+                f"max_size must be an int or None, not {type(max_size).__name__}",
+            )
+        arguments.append(b"%d" % max_size)
     return arguments
 
 

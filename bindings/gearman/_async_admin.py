@@ -19,6 +19,7 @@ from ._admin_kernel import (
     ECHO_STRING,
     AdminKernel,
     Rows,
+    argument,
     check_echo,
     check_reply,
     jobs_rows,
@@ -29,7 +30,7 @@ from ._admin_kernel import (
     unique_rows,
     workers_rows,
 )
-from ._common import name_bytes, text
+from ._common import text
 from ._runtime import AsyncRuntimeFactory, deadline_after
 from .connection_manager import AsyncGearmanConnectionManager
 from .constants import DEFAULT_ADMIN_CLIENT_TIMEOUT
@@ -47,6 +48,8 @@ class AsyncGearmanAdminClient(AsyncGearmanConnectionManager):
     Every command is a coroutine; *open_stream* opens the link's stream
     (the runtime's default: TCP).
     """
+
+    _misuse = errors.InvalidAdminClientState
 
     runtime_factory: ClassVar[AsyncRuntimeFactory]
 
@@ -106,7 +109,7 @@ class AsyncGearmanAdminClient(AsyncGearmanConnectionManager):
 
     async def cancel_job(self, handle: str | bytes) -> str:
         """Cancel the job *handle*; returns ``'OK'``, raises if it is unknown."""
-        await self._command(_C.CANCEL_JOB, name_bytes(handle, "handle"))
+        await self._command(_C.CANCEL_JOB, argument(handle, "handle"))
         return "OK"
 
     async def get_jobs(self) -> Rows:
@@ -128,12 +131,12 @@ class AsyncGearmanAdminClient(AsyncGearmanConnectionManager):
 
     async def create_function(self, task: str | bytes) -> str:
         """Create an empty function entry; returns ``'OK'``."""
-        await self._command(_C.CREATE_FUNCTION, name_bytes(task, "task"))
+        await self._command(_C.CREATE_FUNCTION, argument(task, "task"))
         return "OK"
 
     async def drop_function(self, task: str | bytes) -> str:
         """Drop a function without workers or running jobs; returns ``'OK'``."""
-        await self._command(_C.DROP_FUNCTION, name_bytes(task, "task"))
+        await self._command(_C.DROP_FUNCTION, argument(task, "task"))
         return "OK"
 
     async def shutdown(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import gearman_proto as proto
 
+from . import errors
 from ._async import connect_wanted, deadline_after, wait_connecting
 from ._client_kernel import ClientKernel, Requests, all_settled, check_many
 from ._common import DataEncoder, NoopEncoder
@@ -46,6 +47,8 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
     link's stream is opened (the runtime's default: TCP).  Use it with
     ``async with``, or call :meth:`aclose`.
     """
+
+    _misuse = errors.InvalidClientState
 
     data_encoder: type[DataEncoder] = NoopEncoder
     job_class = GearmanJob

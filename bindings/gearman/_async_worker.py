@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 import gearman_proto as proto
 
+from . import errors
 from ._async import connect, deadline_after, maybe_await
 from ._runtime import AsyncRuntimeFactory
 from ._worker_kernel import ExcInfo, WorkerKernel
@@ -61,6 +62,8 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
     :meth:`work` cancels the running jobs and reports each to the server
     as failed (WORK_FAIL) before the connections close.
     """
+
+    _misuse = errors.InvalidWorkerState
 
     runtime_factory: ClassVar[AsyncRuntimeFactory]
 
@@ -354,12 +357,19 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         denominator: int,
         poll_timeout: float | None = None,
     ) -> None:
-        """Send progress for *current_job* (WORK_STATUS); returns once written."""
+        """Send progress for *current_job* (WORK_STATUS); returns once written.
+
+        Both numbers are ints from 0 to 2**32 - 1, what gearmand stores: a
+        float or bool raises :class:`gearman.errors.InvalidWorkerType`, a
+        number out of range :class:`gearman.errors.InvalidWorkerValue`,
+        before anything is sent.
+        """
         await self._reply(
             poll_timeout,
             current_job,
             self._session.status,
-            *self._kernel.progress(numerator, denominator),
+            numerator,
+            denominator,
         )
 
     async def _reply(

@@ -300,8 +300,8 @@ class BlockingRuntime:
         finally:
             self._pumping = False
             self._polled_at = time.monotonic()
-            if self._waiters:
-                assert self._condition is not None
+            # Threads wait only on a shared runtime, which has the condition.
+            if self._waiters and self._condition is not None:
                 self._condition.notify_all()
 
     def _read(self, link: _Link) -> None:

@@ -16,7 +16,15 @@ from typing import Any, TypeVar
 import gearman_proto as proto
 
 from . import errors
-from ._common import DataEncoder, map_error, name_bytes, random_unique, text
+from ._common import (
+    DataEncoder,
+    invalid_type,
+    invalid_value,
+    map_error,
+    name_bytes,
+    random_unique,
+    text,
+)
 from .connection import server_of
 from .constants import PRIORITY_NONE
 from .job import GearmanJob, GearmanJobRequest, UpdatePolicy
@@ -31,7 +39,10 @@ Requests = Sequence[GearmanJobRequest] | set[GearmanJobRequest]
 def check_many(items: Iterable[T]) -> list[T]:
     """python-gearman's guard: several jobs come as a list, tuple or set."""
     if not isinstance(items, (list, tuple, set, frozenset)):
-        raise TypeError(f"expected a list, tuple or set, got {type(items).__name__}")
+        raise invalid_type(
+            errors.InvalidClientState,
+            f"expected a list, tuple or set, got {type(items).__name__}",
+        )
     return list(items)
 
 
@@ -91,11 +102,15 @@ class ClientKernel:
         self.job_class = job_class
         self.job_request_class = job_request_class
         self.random_unique_bytes = random_unique_bytes
-        self.session = proto.ClientSession(
-            servers,
-            exceptions=exceptions,
-            client_id=None if client_id is None else name_bytes(client_id, "client_id"),
-        )
+        _check_unique_size(random_unique_bytes)
+        try:
+            self.session = proto.ClientSession(
+                servers,
+                exceptions=exceptions,
+                client_id=None if client_id is None else name_bytes(client_id, "client_id"),
+            )
+        except proto.ProtocolError as error:  # a client id the protocol cannot carry
+            raise map_error(error) from error
         #: the runtime's clock, set by the facade once its runtime exists.
         self.now: Callable[[], float] = _no_clock
 
@@ -153,20 +168,29 @@ class ClientKernel:
         With *resume* (``submit_multiple_requests``), requests that cannot be
         sent (in flight, finished or lost) are left as they are, to be
         waited for: python-gearman's way of resubmitting a batch after a
-        timeout.  Without it they are an error.
+        timeout.  Without it they are an error.  Every request is built
+        (payload encoded, fields checked) before the first is handed on, so
+        a bad one among several sends none.
 
-        Raises python-gearman's errors (a request in flight or finished,
-        a field the protocol cannot carry: :class:`InvalidClientState`).
+        Raises python-gearman's errors (a request in flight or finished:
+        :class:`InvalidClientState`; a field the protocol cannot carry:
+        :class:`InvalidClientValue`; a payload or name of the wrong type:
+        :class:`InvalidClientType`).
         """
         session = self.session
-        now = self.now()
+        batch = []
+        for request in requests:
+            if request.sendable:
+                batch.append(request)
+            elif not resume:
+                raise errors.InvalidClientState(f"{request!r} cannot be submitted again")
         connection_for = self.connection_for
         updates = self.updates
         try:
-            for request in requests:
-                if resume and not request.sendable:
-                    continue
+            for request in batch:
                 request._prepare(encoder, connection_for, updates)
+            now = self.now()
+            for request in batch:
                 session.submit(request, now)
         except proto.ProtocolError as error:
             raise map_error(error) from error
@@ -223,11 +247,17 @@ class ClientKernel:
             server = self.servers[0]
         else:
             raise errors.ServerUnavailable("the client's host list names no server")
-        return self.session.query_handle(server, name_bytes(handle, "handle"))
+        try:
+            return self.session.query_handle(server, name_bytes(handle, "handle"))
+        except proto.ProtocolError as error:
+            raise map_error(error) from error
 
     def query_unique(self, unique: str | bytes) -> proto.StatusQuery:
         """GET_STATUS_UNIQUE on every server."""
-        return self.session.query_unique(name_bytes(unique, "unique"), self.now())
+        try:
+            return self.session.query_unique(name_bytes(unique, "unique"), self.now())
+        except proto.ProtocolError as error:
+            raise map_error(error) from error
 
     def end_queries(
         self, requests: list[GearmanJobRequest], queries: list[proto.StatusQuery]
@@ -261,6 +291,20 @@ class ClientKernel:
         """The runtime's sink: one event read from *server*; returns the requests
         and status queries it changed."""
         return self.session.receive(server, event, self.now())
+
+
+def _check_unique_size(size: int) -> None:
+    """Generated uniques (hex: two characters a byte) must be ones the core sends;
+    it says so now rather than at every submission."""
+    misuse = errors.InvalidClientState
+    if type(size) is not int:
+        raise invalid_type(misuse, f"random_unique_bytes must be an int, not {size!r}")
+    if size < 0:
+        raise invalid_value(misuse, f"random_unique_bytes must be >= 0, not {size}")
+    try:
+        proto.SubmitJob(function=b"", unique=b"0" * (2 * size))
+    except proto.ProtocolError as error:
+        raise invalid_value(misuse, f"random_unique_bytes={size}: {error}") from error
 
 
 def _check_reached(query: proto.StatusQuery) -> None:

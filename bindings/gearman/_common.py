@@ -3,7 +3,7 @@
 Owns: payload encoders and what their output must be, the str/bytes rules
 for names, the python-gearman priority spelling, request status
 dictionaries, and the one table that maps core errors to python-gearman
-error classes.
+error classes (with their ``ValueError`` / ``TypeError`` flavours).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ __all__ = [
     "NoopEncoder",
     "encode_payload",
     "from_priority",
+    "invalid_type",
+    "invalid_value",
     "job_status",
     "map_error",
     "name_bytes",
@@ -33,6 +35,28 @@ __all__ = [
 ]
 
 Name = str | bytes
+
+#: a role's error class: ``InvalidClientState``, ``InvalidWorkerState`` or
+#: ``InvalidAdminClientState`` (``GearmanError`` where no role applies).
+Misuse = type[errors.GearmanError]
+
+#: each role's class -> its ValueError and TypeError flavours.
+_FLAVOURS: dict[Misuse, tuple[Misuse, Misuse]] = {
+    errors.InvalidClientState: (errors.InvalidClientValue, errors.InvalidClientType),
+    errors.InvalidWorkerState: (errors.InvalidWorkerValue, errors.InvalidWorkerType),
+    errors.InvalidAdminClientState: (errors.InvalidAdminValue, errors.InvalidAdminType),
+}
+_NO_ROLE = (errors.InvalidValue, errors.InvalidType)
+
+
+def invalid_value(misuse: Misuse, message: str) -> errors.GearmanError:
+    """*misuse*'s ``ValueError`` flavour (e.g. ``InvalidClientValue``) with *message*."""
+    return _FLAVOURS.get(misuse, _NO_ROLE)[0](message)
+
+
+def invalid_type(misuse: Misuse, message: str) -> errors.GearmanError:
+    """*misuse*'s ``TypeError`` flavour (e.g. ``InvalidClientType``) with *message*."""
+    return _FLAVOURS.get(misuse, _NO_ROLE)[1](message)
 
 
 class DataEncoder:
@@ -81,16 +105,21 @@ class NoopEncoder(DataEncoder):
         return decodable_string
 
 
-def encode_payload(
-    encoder: type[DataEncoder], data: Any, misuse: type[errors.GearmanError]
-) -> bytes:
+def encode_payload(encoder: type[DataEncoder], data: Any, misuse: Misuse) -> bytes:
     """*data* through *encoder*, as the bytes that travel.
 
     An encoder may return ``str`` (python-gearman's documented
     ``json.dumps`` encoder does): it is sent UTF-8 encoded.  Anything but
-    bytes-like or ``str`` raises *misuse*, the role's ``Invalid*State``.
+    bytes-like or ``str`` raises *misuse*, the role's ``Invalid*Type``, as
+    does a ``TypeError`` of the encoder itself (the default encoder's for
+    an int, a dict, a list).
     """
-    payload: Any = encoder.encode(data)
+    try:
+        payload: Any = encoder.encode(data)
+    except TypeError as error:
+        if isinstance(error, errors.GearmanError):
+            raise
+        raise misuse(f"{encoder.__name__}.encode: {error}") from error
     if type(payload) is bytes:  # the usual case, without a call
         return payload
     try:
@@ -101,13 +130,17 @@ def encode_payload(
         ) from None
 
 
-def name_bytes(name: Name, what: str = "name") -> bytes:
-    """A function name, unique or client id as bytes (``str`` is UTF-8 encoded)."""
+def name_bytes(name: Name, what: str = "name", misuse: Misuse = errors.InvalidClientState) -> bytes:
+    """A function name, unique or client id as bytes (``str`` is UTF-8 encoded).
+
+    Anything else raises *misuse*'s ``TypeError`` flavour; what the bytes
+    may hold is the core's rule.
+    """
     if isinstance(name, str):  # first: task names and generated uniques are str
         return name.encode("utf-8")
     if isinstance(name, bytes):
         return name
-    raise TypeError(f"{what} must be str or bytes, not {type(name).__name__}")
+    raise invalid_type(misuse, f"{what} must be str or bytes, not {type(name).__name__}")
 
 
 #: how bytes from the server become ``str``: ``value.decode(*TEXT)`` where a
@@ -142,8 +175,8 @@ def to_priority(priority: str | None) -> proto.Priority:
     """python-gearman's ``PRIORITY_*`` value as a core :class:`~gearman_proto.Priority`."""
     try:
         return _TO_PRIORITY[priority]
-    except KeyError:
-        raise ValueError(f"unknown priority {priority!r}") from None
+    except (KeyError, TypeError):  # TypeError: unhashable
+        raise invalid_value(errors.InvalidClientState, f"unknown priority {priority!r}") from None
 
 
 def from_priority(priority: proto.Priority) -> str | None:
@@ -153,6 +186,7 @@ def from_priority(priority: proto.Priority) -> str | None:
 
 def parse_host_list(
     host_list: str | tuple[str, int] | list[Any] | None,
+    misuse: Misuse = errors.GearmanError,
 ) -> list[proto.ServerAddress]:
     """Server addresses from python-gearman's ``host_list``.
 
@@ -160,21 +194,33 @@ def parse_host_list(
     or a dict with ``host`` and ``port``.  A single string is one server;
     None is ``localhost:4730``; an empty list is no server at all (accepted,
     as python-gearman did: using the object then raises ``ServerUnavailable``).
+    Ports are 1 to 65535 in ASCII digits (the core's rule).
+
+    Raises:
+        GearmanError: *misuse*'s ``ValueError`` flavour (``InvalidValue``
+            without a role) for an entry that names no server.
     """
     if host_list is None:
         entries: list[Any] = ["localhost"]
     elif isinstance(host_list, (str, tuple)):
         entries = [host_list]
     else:
-        entries = list(host_list)
+        try:
+            entries = list(host_list)
+        except TypeError:
+            raise invalid_type(misuse, f"bad host_list {host_list!r}") from None
     servers = []
     for entry in entries:
-        spec = (
-            (entry["host"], entry.get("port", proto.DEFAULT_PORT))
-            if isinstance(entry, dict)
-            else entry
-        )
-        address = proto.parse_server(spec)
+        if isinstance(entry, dict):
+            if "host" not in entry:
+                raise invalid_value(misuse, f"host_list entry {entry!r} has no 'host'")
+            spec = (entry["host"], entry.get("port", proto.DEFAULT_PORT))
+        else:
+            spec = entry
+        try:
+            address = proto.parse_server(spec)
+        except proto.LocalValueError as error:
+            raise map_error(error, misuse) from error
         if address not in servers:
             servers.append(address)
     return servers
@@ -194,7 +240,7 @@ def job_status(numerator: bytes | None) -> int:
 
 
 def map_error(
-    error: proto.ProtocolError, misuse: type[errors.GearmanError] = errors.InvalidClientState
+    error: proto.ProtocolError, misuse: Misuse = errors.InvalidClientState
 ) -> errors.GearmanError:
     """The python-gearman error for a core error (raise it ``from`` it), keeping
     the core's message.
@@ -203,7 +249,8 @@ def map_error(
     NoServerAvailable -> ServerUnavailable, RemoteProtocolError and
     RequestIgnored (the server does not support a request) -> ProtocolError,
     and a LocalProtocolError (a move or a value the protocol forbids) -> *misuse*,
-    the role's ``Invalid*State`` class.
+    the role's ``Invalid*State`` class: its ``Invalid*Value`` flavour for a
+    LocalValueError, its ``Invalid*Type`` flavour for a LocalTypeError.
     """
     if isinstance(error, proto.AttemptsExceeded):
         return errors.ExceededConnectionAttempts(str(error))
@@ -211,4 +258,8 @@ def map_error(
         return errors.ServerUnavailable(str(error))
     if isinstance(error, (proto.RemoteProtocolError, proto.RequestIgnored)):
         return errors.ProtocolError(str(error))
+    if isinstance(error, proto.LocalValueError):
+        return invalid_value(misuse, str(error))
+    if isinstance(error, proto.LocalTypeError):
+        return invalid_type(misuse, str(error))
     return misuse(str(error))

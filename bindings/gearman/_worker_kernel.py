@@ -95,7 +95,7 @@ class WorkerKernel:
 
     def register(self, task: str | bytes, timeout: float | None) -> bytes:
         """Register *task* (CAN_DO, or CAN_DO_TIMEOUT with *timeout* seconds)."""
-        function = name_bytes(task, "task")
+        function = name_bytes(task, "task", errors.InvalidWorkerState)
         milliseconds = None if timeout is None else max(1, round(timeout * 1000))
         self._call(self.session.register, function, milliseconds)
         self.names[function] = task
@@ -103,13 +103,16 @@ class WorkerKernel:
 
     def unregister(self, task: str | bytes) -> str | bytes:
         """Unregister *task* (CANT_DO); returns the name it was registered under."""
-        function = name_bytes(task, "task")
+        function = name_bytes(task, "task", errors.InvalidWorkerState)
         self.session.unregister(function)
         return self.names.pop(function, task)
 
     def set_client_id(self, client_id: str | bytes) -> None:
         """SET_CLIENT_ID on every connection."""
-        self._call(self.session.set_client_id, name_bytes(client_id, "client_id"))
+        self._call(
+            self.session.set_client_id,
+            name_bytes(client_id, "client_id", errors.InvalidWorkerState),
+        )
 
     def next_wait(self, poll_timeout: float | None) -> Wait:
         """Fire the session's timers that are due, and say how the next wait goes.
@@ -163,33 +166,54 @@ class WorkerKernel:
     # -------------------------------------------------------------- replies
 
     def returned(self, job: GearmanJob, result: Any) -> bool:
-        """The task returned *result*: WORK_COMPLETE (None: an empty result)."""
-        payload = None if result is None else self.encode(result)
+        """The task returned *result*: WORK_COMPLETE (None: an empty result).
+
+        A result the ``data_encoder`` cannot encode (an int or a dict with
+        the default encoder) is logged and the job failed (WORK_FAIL): the
+        worker goes on and the server does not keep the job waiting.
+        """
+        try:
+            payload = None if result is None else self.encode(result)
+        except Exception:
+            logger.exception(
+                "task %r (job %s) returned a result that cannot be sent", job.task, job.handle
+            )
+            return self.reply(job, self.session.job_abandoned)  # WORK_FAIL if still held
         return self.reply(job, self.session.job_returned, payload)
 
     def raised(self, job: GearmanJob, exc_info: ExcInfo) -> bool:
-        """The task raised: log it, then WORK_EXCEPTION or WORK_FAIL (the session's rule)."""
+        """The task raised: log it, then WORK_EXCEPTION or WORK_FAIL (the session's rule).
+
+        WORK_FAIL also when the ``data_encoder`` cannot encode the description.
+        """
         logger.error("task %r (job %s) raised", job.task, job.handle, exc_info=exc_info)
         formatted = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
-        return self.reply(job, self.session.job_raised, self.encode(formatted))
+        try:
+            description = self.encode(formatted)
+        except Exception:
+            logger.exception("job %s: the exception's description cannot be encoded", job.handle)
+            return self.reply(job, self.session.job_abandoned)
+        return self.reply(job, self.session.job_raised, description)
 
     def abandoned(self, job: GearmanJob) -> bool:
         """The job's run ended without an answer (cancelled): WORK_FAIL if still held."""
         return self.reply(job, self.session.job_abandoned)
 
-    @staticmethod
-    def progress(numerator: Any, denominator: Any) -> tuple[int, int]:
-        """WORK_STATUS numbers from python-gearman's arguments (ints or floats)."""
-        if not isinstance(numerator, (int, float)) or not isinstance(denominator, (int, float)):
-            raise TypeError("numerator and denominator must be numbers")
-        return int(numerator), int(denominator)
-
     def encode(self, data: Any) -> bytes:
-        """A payload through the worker's encoder (see :func:`encode_payload`)."""
-        return encode_payload(self.owner.data_encoder, data, errors.InvalidWorkerState)
+        """A payload through the worker's encoder (see :func:`encode_payload`).
+
+        Raises:
+            InvalidWorkerType: the encoder cannot turn *data* into bytes.
+        """
+        return encode_payload(self.owner.data_encoder, data, errors.InvalidWorkerType)
 
     def reply(self, job: GearmanJob, send: Callable[..., bool], *arguments: Any) -> bool:
-        """Send one reply for *job*; False when its connection is gone."""
+        """Send one reply for *job*; False when its connection is gone.
+
+        The core checks the arguments before it queues anything: status
+        numbers must be ints from 0 to 2**32 - 1 (:class:`InvalidWorkerType`
+        for a float or bool, :class:`InvalidWorkerValue` out of range).
+        """
         if job.connection is None or job.handle is None:
             raise errors.InvalidWorkerState(f"{job!r} was not assigned by a server")
         server = server_of(job.connection, errors.InvalidWorkerState)

@@ -20,6 +20,7 @@ from ._admin_kernel import (
     ECHO_STRING,
     AdminKernel,
     Rows,
+    argument,
     check_echo,
     check_reply,
     jobs_rows,
@@ -31,7 +32,7 @@ from ._admin_kernel import (
     workers_rows,
 )
 from ._blocking import BlockingRuntime
-from ._common import name_bytes, text
+from ._common import text
 from ._runtime import RuntimeFactory
 from ._sync import deadline_after
 from .connection_manager import GearmanConnectionManager
@@ -71,6 +72,8 @@ class GearmanAdminClient(GearmanConnectionManager):
     An ``ERR`` reply raises :class:`gearman.errors.AdminCommandError`; a
     reply of the wrong kind raises :class:`gearman.errors.InvalidAdminClientState`.
     """
+
+    _misuse = errors.InvalidAdminClientState
 
     #: the I/O runtime (blocking sockets; ``gearman.gevent`` swaps in its own).
     runtime_factory: ClassVar[RuntimeFactory] = BlockingRuntime
@@ -136,7 +139,7 @@ class GearmanAdminClient(GearmanConnectionManager):
 
     def cancel_job(self, handle: str | bytes) -> str:
         """Cancel the job *handle*; returns ``'OK'``, raises if it is unknown."""
-        self._command(_C.CANCEL_JOB, name_bytes(handle, "handle"))
+        self._command(_C.CANCEL_JOB, argument(handle, "handle"))
         return "OK"
 
     def get_jobs(self) -> Rows:
@@ -167,12 +170,12 @@ class GearmanAdminClient(GearmanConnectionManager):
 
     def create_function(self, task: str | bytes) -> str:
         """Create an empty function entry; returns ``'OK'``."""
-        self._command(_C.CREATE_FUNCTION, name_bytes(task, "task"))
+        self._command(_C.CREATE_FUNCTION, argument(task, "task"))
         return "OK"
 
     def drop_function(self, task: str | bytes) -> str:
         """Drop a function without workers or running jobs; returns ``'OK'``."""
-        self._command(_C.DROP_FUNCTION, name_bytes(task, "task"))
+        self._command(_C.DROP_FUNCTION, argument(task, "task"))
         return "OK"
 
     def shutdown(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import gearman_proto as proto
 
+from . import errors
 from ._blocking import BlockingRuntime
 from ._client_kernel import ClientKernel, Requests, all_settled, check_many
 from ._common import DataEncoder, NoopEncoder
@@ -76,6 +77,8 @@ class GearmanClient(GearmanConnectionManager):
             arrives, instead of keeping it; it runs in the thread, greenlet
             or task that reads, so keep it short.
     """
+
+    _misuse = errors.InvalidClientState
 
     data_encoder: type[DataEncoder] = NoopEncoder
     job_class = GearmanJob

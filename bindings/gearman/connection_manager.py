@@ -14,12 +14,12 @@ packet buffers) has no equivalent: the core and the runtime do that work.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import gearman_proto as proto
 
 from . import errors
-from ._common import DataEncoder, NoopEncoder, parse_host_list
+from ._common import DataEncoder, Misuse, NoopEncoder, parse_host_list
 from ._runtime import AnyConnection, deadline_after
 from .connection import GearmanConnection
 
@@ -51,9 +51,11 @@ class _ConnectionList:
     #: the facade's runtime (sync or async); both colours answer ``connected``
     #: and ``close`` alike.
     _io: Any
+    #: the role's error class (a bad host list raises its ValueError flavour).
+    _misuse: ClassVar[Misuse] = errors.GearmanError
 
     def __init__(self, host_list: Any = None) -> None:
-        self.servers = parse_host_list(host_list)
+        self.servers = parse_host_list(host_list, self._misuse)
         self.connection_list: list[GearmanConnection] = []
         self._connections: dict[proto.ServerAddress, GearmanConnection] = {}
         for server in self.servers:

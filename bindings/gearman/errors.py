@@ -2,6 +2,14 @@
 
 Every class derives from :class:`GearmanError`.  Core errors are mapped to
 these in one place, :func:`gearman._common.map_error`.
+
+A call refused before anything is sent (a value the protocol cannot carry,
+an argument of the wrong type) raises its role's class (``InvalidClientState``,
+``InvalidWorkerState``, ``InvalidAdminClientState``) in the flavour of the
+fault: ``Invalid*Value`` is also a ``ValueError`` (and :class:`InvalidValue`),
+``Invalid*Type`` also a ``TypeError`` (and :class:`InvalidType`).  So
+``except GearmanError``, ``except InvalidClientState`` and ``except
+ValueError`` all catch a NUL in a client's function name.
 """
 
 from __future__ import annotations
@@ -14,8 +22,16 @@ __all__ = [
     "ExceededConnectionAttempts",
     "GearmanError",
     "InvalidAdminClientState",
+    "InvalidAdminType",
+    "InvalidAdminValue",
     "InvalidClientState",
+    "InvalidClientType",
+    "InvalidClientValue",
+    "InvalidType",
+    "InvalidValue",
     "InvalidWorkerState",
+    "InvalidWorkerType",
+    "InvalidWorkerValue",
     "ProtocolError",
     "ServerUnavailable",
     "UnknownCommandError",
@@ -56,6 +72,41 @@ class InvalidWorkerState(GearmanError):
 
 class InvalidAdminClientState(GearmanError):
     """An admin call failed: no reply in time, or a reply that makes no sense."""
+
+
+class InvalidValue(GearmanError, ValueError):
+    """A value refused before anything was sent: a NUL, TAB, LF or CR in a
+    function name or client id, a unique over 63 bytes, a status number out
+    of range, a bad port, an admin argument that would split the command."""
+
+
+class InvalidType(GearmanError, TypeError):
+    """An argument of the wrong type, refused before anything was sent: a
+    payload the encoder cannot turn into bytes, a float status number."""
+
+
+class InvalidClientValue(InvalidClientState, InvalidValue):
+    """:class:`InvalidValue` from a client."""
+
+
+class InvalidClientType(InvalidClientState, InvalidType):
+    """:class:`InvalidType` from a client."""
+
+
+class InvalidWorkerValue(InvalidWorkerState, InvalidValue):
+    """:class:`InvalidValue` from a worker."""
+
+
+class InvalidWorkerType(InvalidWorkerState, InvalidType):
+    """:class:`InvalidType` from a worker."""
+
+
+class InvalidAdminValue(InvalidAdminClientState, InvalidValue):
+    """:class:`InvalidValue` from an admin client."""
+
+
+class InvalidAdminType(InvalidAdminClientState, InvalidType):
+    """:class:`InvalidType` from an admin client."""
 
 
 class AdminCommandError(InvalidAdminClientState):

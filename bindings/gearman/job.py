@@ -23,6 +23,7 @@ from ._common import (
     NoopEncoder,
     encode_payload,
     from_priority,
+    invalid_value,
     job_status,
     name_bytes,
     text,
@@ -186,9 +187,11 @@ class GearmanJobRequest(proto.JobRequest):
         if epoch is not None and (
             reducer is not None or self._priority is not proto.Priority.NORMAL
         ):
-            raise ValueError("an epoch job has normal priority and no reducer")
+            raise invalid_value(
+                errors.InvalidClientState, "an epoch job has normal priority and no reducer"
+            )
         if reducer is not None and self._priority is not proto.Priority.NORMAL:
-            raise ValueError("a reduce job has normal priority")
+            raise invalid_value(errors.InvalidClientState, "a reduce job has normal priority")
         # The real submission is built when the client sends the request, with
         # the client's encoder (python-gearman encodes at send time too).
         self._connection_for: Callable[[proto.ServerAddress], Any] = _the_server
@@ -207,8 +210,8 @@ class GearmanJobRequest(proto.JobRequest):
         says what to keep of streamed updates.
 
         Raises:
-            TypeError: the encoder cannot encode the data, or a name is neither
-                str nor bytes.
+            InvalidClientType: the encoder cannot encode the data, or a name
+                is neither str nor bytes.
             gearman_proto.LocalProtocolError: a field the protocol cannot carry.
         """
         self.data_encoder = data_encoder
@@ -217,7 +220,7 @@ class GearmanJobRequest(proto.JobRequest):
         job = self.gearman_job
         self.submission = proto.make_submission(
             name_bytes(job.task, "task"),
-            encode_payload(data_encoder, job.data, errors.InvalidClientState),
+            encode_payload(data_encoder, job.data, errors.InvalidClientType),
             b"" if job.unique is None else name_bytes(job.unique, "unique"),
             priority=self._priority,
             background=self._background,

@@ -78,6 +78,8 @@ class GearmanWorker(GearmanConnectionManager):
             ``job.reducer`` is None.
     """
 
+    _misuse = errors.InvalidWorkerState
+
     #: the I/O runtime (blocking sockets; ``gearman.gevent`` swaps in its own).
     runtime_factory: ClassVar[RuntimeFactory] = BlockingRuntime
 
@@ -311,9 +313,14 @@ class GearmanWorker(GearmanConnectionManager):
         denominator: int,
         poll_timeout: float | None = None,
     ) -> None:
-        """Send progress *numerator*/*denominator* for *current_job* (WORK_STATUS), now."""
-        numbers = self._kernel.progress(numerator, denominator)
-        self._reply(current_job, self._session.status, *numbers)
+        """Send progress *numerator*/*denominator* for *current_job* (WORK_STATUS), now.
+
+        Both numbers are ints from 0 to 2**32 - 1, what gearmand stores: a
+        float or bool raises :class:`gearman.errors.InvalidWorkerType`, a
+        number out of range :class:`gearman.errors.InvalidWorkerValue`,
+        before anything is sent.
+        """
+        self._reply(current_job, self._session.status, numerator, denominator)
 
     # ---------------------------------------- python-gearman's poll loop
 

@@ -258,7 +258,7 @@ def test_data_status_and_warning_reach_the_client(runtime: types.ModuleType, add
         worker.send_job_status(job, 1, 3)
         worker.send_job_data(job, b"part-1")
         worker.send_job_warning(job, b"careful")
-        worker.send_job_status(job, 2.0, 3)
+        worker.send_job_status(job, 2, 3)
         worker.send_job_data(job, "part-2")
         return b"whole"
 

@@ -87,3 +87,15 @@ def test_async_facade_imports_no_io_no_runtime_and_no_sync_facade(module: str) -
     assert not names & FORBIDDEN
     assert not names & RUNTIMES
     assert not names & FACADES
+
+
+def test_no_module_of_the_binding_relies_on_assert() -> None:
+    # Asserts vanish under ``python -O``: what they guarded (the kind of an
+    # admin reply, say) would then fail further on as an AttributeError.
+    offences = [
+        f"{path.name}:{node.lineno}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Assert)
+    ]
+    assert offences == []

@@ -1233,10 +1233,11 @@ def test_next_events_reports_the_close_once() -> None:
 def test_fast_encoders_keep_the_8k_field_limit_to_the_byte() -> None:
     # SUBMIT_JOB fields: 12-byte header + function NUL + unique NUL <= 8192.
     client = ClientConnection()
-    fits = SubmitJob(function=b"f" * 4000, unique=b"u" * (8192 - 12 - 2 - 4000), payload=b"p")
+    unique = b"u" * 63  # the longest the core sends
+    fits = SubmitJob(function=b"f" * (8192 - 12 - 2 - 63), unique=unique, payload=b"p")
     assert len(client.send(fits)) == 8192 + 1
     with pytest.raises(LocalProtocolError, match="8192"):
-        client.send(SubmitJob(function=b"f" * 4000, unique=b"u" * (8192 - 12 - 2 - 4000 + 1)))
+        client.send(SubmitJob(function=b"f" * (8192 - 12 - 2 - 63 + 1), unique=unique))
     assert len(client.unanswered) == 1  # only the one that fitted
 
     # WORK_COMPLETE: 12-byte header + handle NUL <= 8192; the payload is exempt.

@@ -139,3 +139,24 @@ def test_every_core_module_opens_with_what_it_owns_and_what_not() -> None:
 
     vague = [path.name for path in sorted(CORE.glob("*.py")) if not says_both(path)]
     assert vague == []
+
+
+def assert_statements(source: str) -> list[int]:
+    """The lines of every ``assert`` statement in *source*."""
+    return [node.lineno for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Assert)]
+
+
+def test_the_assert_scan_sees_nested_asserts_only() -> None:
+    assert assert_statements("def f(x):\n    if x:\n        assert x") == [3]
+    assert assert_statements("x = 'assert y'  # assert z") == []
+
+
+def test_the_core_checks_with_real_checks_not_asserts() -> None:
+    # Asserts vanish under ``python -O``: a runtime fact they guarded would
+    # then fail further on, as an AttributeError or worse.
+    offences = [
+        f"{path.relative_to(CORE.parent)}:{line}"
+        for path in sorted(CORE.rglob("*.py"))
+        for line in assert_statements(path.read_text(encoding="utf-8"))
+    ]
+    assert offences == []

@@ -52,6 +52,7 @@ from gearman_proto import (
     SetOption,
     StatusReply,
     SubmitJob,
+    SubmitReduceJob,
     UniqueJobsReply,
     VerboseReply,
     VersionReply,
@@ -377,8 +378,8 @@ def test_server_closing_reports_what_was_in_flight(
         client.send(SubmitJob(function=b"nobody-serves-this", payload=b"x"))
         created = client.next_event()
         assert isinstance(created, JobCreated)
-        client.send(SubmitJob(function=b"x" * 70, unique=b"u" * 70, background=True))
-        assert isinstance(client.next_event(), ServerError)  # unique too long
+        client.send(SubmitReduceJob(function=b"x", reducer=b"r" * 70, background=True))
+        assert isinstance(client.next_event(), ServerError)  # reducer too long
         server.stop()
         assert client.next_event() == ConnectionClosed(handles=(created.handle,))
     finally:
