@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import gearman_proto as proto
 
 from . import errors
+from ._common import invalid_value
 from .constants import DEFAULT_GEARMAN_PORT
 
 __all__ = ["GearmanConnection", "server_of"]
@@ -106,11 +107,12 @@ def server_of(
     :class:`gearman_proto.ServerAddress`, ``"host:port"`` or ``(host, port)``.
 
     Raises:
-        misuse: it names no server (the role's ``Invalid*State`` class).
+        GearmanError: *misuse*'s ``ValueError`` flavour (for a client,
+            ``InvalidClientValue``): it names no server.
     """
     if isinstance(connection, GearmanConnection):
         return connection.server
     try:
         return proto.parse_server(connection)
-    except (ValueError, TypeError):
-        raise misuse(f"{connection!r} names no server") from None
+    except (ValueError, TypeError) as error:
+        raise invalid_value(misuse, f"{connection!r} names no server: {error}") from None
