@@ -17,6 +17,7 @@ import gearman_proto as proto
 
 from . import errors
 from ._common import DataEncoder, map_error, name_bytes, parse_host_list, random_unique, text
+from ._shapes import HandleStatus, QueryStatus, UniqueStatus
 from .constants import PRIORITY_NONE
 from .job import GearmanJob, GearmanJobRequest
 
@@ -194,22 +195,13 @@ class ClientKernel:
         for request, query in zip(requests, queries, strict=True):
             request.timed_out = not query.answered
 
-    def status_dict(self, query: proto.StatusQuery, **key: Any) -> dict[str, Any]:
-        """python-gearman's status dict for a handle or unique query."""
-        _check_reached(query)
-        status = {
-            **key,
-            "known": query.known,
-            "running": query.running,
-            "numerator": query.numerator,
-            "denominator": query.denominator,
-            "timed_out": not query.answered,
-        }
-        if query.unique is not None:
-            status["client_count"] = query.client_count
-        else:
-            status["handle"] = text(query.handle or b"")
-        return status
+    def handle_status(self, query: proto.StatusQuery) -> HandleStatus:
+        """python-gearman's status dict for a handle query."""
+        return {"handle": text(query.handle or b""), **_query_status(query)}
+
+    def unique_status(self, query: proto.StatusQuery, unique: str | bytes) -> UniqueStatus:
+        """The status dict for a unique query (*unique* as the caller gave it)."""
+        return {"unique": unique, "client_count": query.client_count, **_query_status(query)}
 
     def receive(
         self, server: proto.ServerAddress, event: proto.Event
@@ -217,6 +209,17 @@ class ClientKernel:
         """The runtime's sink: one event read from *server*; returns the requests
         and status queries it changed."""
         return self.session.receive(server, event, self.now())
+
+
+def _query_status(query: proto.StatusQuery) -> QueryStatus:
+    _check_reached(query)
+    return {
+        "known": query.known,
+        "running": query.running,
+        "numerator": query.numerator,
+        "denominator": query.denominator,
+        "timed_out": not query.answered,
+    }
 
 
 def _check_reached(query: proto.StatusQuery) -> None:

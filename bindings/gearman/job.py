@@ -26,6 +26,7 @@ from ._common import (
     text,
     to_priority,
 )
+from ._shapes import RequestStatus
 from .constants import (
     JOB_COMPLETE,
     JOB_CREATED,
@@ -185,7 +186,7 @@ class GearmanJobRequest(proto.JobRequest):
         self.data_updates: collections.deque[Any] = collections.deque()
         self.warning_updates: collections.deque[Any] = collections.deque()
         self.status_updates: collections.deque[tuple[int, int]] = collections.deque()
-        self.status: dict[str, Any] = {}
+        self.status: RequestStatus = {}
 
     # python-gearman's attribute names over the core's
     @property
@@ -214,7 +215,7 @@ class GearmanJobRequest(proto.JobRequest):
         return self.max_attempts
 
     @property
-    def server_status(self) -> dict[str, Any]:
+    def server_status(self) -> RequestStatus:
         """Deprecated alias of :attr:`status`."""
         return self.status
 
