@@ -183,11 +183,13 @@ def make_wheel_venv(root: Path, wheel: Path, *requirements: str) -> WheelVenv:
             env=clean_env(),
         )
     )
+    python = root / "bin" / "python"
+    code = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    purelib = checked(run([str(python), "-c", code], cwd=root.parent, env=clean_env()))
     workdir = root.parent / f"{root.name}-work"
     workdir.mkdir()
-    probe = WheelVenv(root=root, wheel=wheel, workdir=workdir, site_packages=root)
-    probe.install(str(wheel), *requirements)
-    purelib = checked(probe.run("-c", "import sysconfig; print(sysconfig.get_path('purelib'))"))
-    return WheelVenv(
+    venv = WheelVenv(
         root=root, wheel=wheel, workdir=workdir, site_packages=Path(purelib.stdout.strip())
     )
+    venv.install(str(wheel), *requirements)
+    return venv

@@ -213,6 +213,14 @@ def test_a_fast_part_of_the_suite_passes_in_the_sdist(unpacked_sdist: Path) -> N
 # ------------------------------------------------------------------ the wheel
 
 
+#: the names in bindings/ that are Python packages or modules (what the wheel ships from it).
+SHIPPED = {
+    path.name
+    for path in (REPO / "bindings").iterdir()
+    if (path / "__init__.py").is_file() or (path.suffix == ".py" and path.is_file())
+}
+
+
 def test_the_wheel_holds_both_typed_packages_the_license_and_nothing_else(
     built_distributions: Distributions,
 ) -> None:
@@ -220,13 +228,17 @@ def test_the_wheel_holds_both_typed_packages_the_license_and_nothing_else(
         names = set(archive.namelist())
         license_text = archive.read(f"gearman_proto-{source_version()}.dist-info/licenses/LICENSE")
     dist_info = f"gearman_proto-{source_version()}.dist-info"
-    assert {name.split("/")[0] for name in names} == {"gearman_proto", "gearman", dist_info}
+    # gearman_proto, and what bindings/ holds (the gearman package), at the top:
+    # no tests, devtools or other checkout directories
+    bindings = {path.name for path in (REPO / "bindings").iterdir() if path.name in SHIPPED}
+    assert {name.split("/")[0] for name in names} == {"gearman_proto", dist_info, *bindings}
+    assert "gearman" in bindings
     assert {"gearman_proto/py.typed", "gearman/py.typed"} <= names
     assert license_text == (REPO / "LICENSE").read_bytes()
     sources = {
         re.sub(r"^bindings/", "", name)
         for name in checkout_files()
-        if name.startswith(("gearman_proto/", "bindings/gearman/"))
+        if name.startswith(("gearman_proto/", "bindings/"))
     }
     assert {name for name in names if not name.startswith(dist_info)} == sources
 
@@ -283,8 +295,11 @@ def test_this_checkout_has_the_version_it_builds() -> None:
 
 # ------------------------------------------------------------------- the extras
 
-#: names that are imported but ours: top-level files and directories of the checkout.
-FIRST_PARTY = {path.stem for path in REPO.iterdir()} | {"gearman", "fuzz_harness"}
+#: names that are imported but ours: the checkout's top-level files and
+#: directories, what bindings/ holds, and the fuzz harness as its test loads it.
+FIRST_PARTY = {path.stem for path in [*REPO.iterdir(), *(REPO / "bindings").iterdir()]} | {
+    "fuzz_harness"
+}
 
 
 def third_party_imports(*roots: str) -> set[str]:
@@ -323,6 +338,7 @@ def extra(metadata: email.message.Message, name: str) -> set[str]:
 WHEEL_IMPORTS = {
     "trio": "gearman.trio's runtime; the trio extra installs it",
     "gevent": "gearman.gevent's runtime; the gevent extra installs it",
+    "pytest": "only a pytest plugin module (pytest11 entry point), which pytest itself loads",
 }
 
 #: what the test extra holds that no test imports, and where each is used.
@@ -352,7 +368,8 @@ def test_the_extras_install_what_the_code_imports_and_nothing_else(
     # gearman.trio and gearman.gevent are what their extras are for; nothing else
     # the wheel ships imports a package the user did not ask for.
     assert third_party_imports("gearman_proto") == set()
-    assert third_party_imports("bindings/gearman") == set(WHEEL_IMPORTS)
+    assert {"trio", "gevent"} <= third_party_imports("bindings") <= set(WHEEL_IMPORTS)
+    assert "pytest" not in third_party_imports("bindings/gearman")
     assert extra(metadata, "trio") == {"trio"}
     assert extra(metadata, "gevent") == {"gevent"}
     assert extra(metadata, "fuzz") == third_party_imports("fuzz") == {"atheris"}
