@@ -10,17 +10,17 @@ imports no I/O library and never waits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import gearman_proto as proto
 
 from . import errors
 from ._common import invalid_type, map_error, name_bytes, text
+from ._shapes import JobRow, PriorityRow, StatusRow, UniqueRow, WorkerRow
 
 __all__ = [
     "ECHO_STRING",
     "AdminKernel",
-    "Rows",
     "argument",
     "check_echo",
     "check_reply",
@@ -36,8 +36,6 @@ __all__ = [
 ECHO_STRING = "ping? pong!"
 
 R = TypeVar("R", bound=proto.Event)
-
-Rows = tuple[dict[str, Any], ...]
 
 
 def argument(value: str | bytes, what: str) -> bytes:
@@ -96,7 +94,7 @@ def maxqueue_arguments(task: str | bytes, max_size: int | None) -> list[bytes]:
     return arguments
 
 
-def status_rows(reply: proto.StatusReply) -> Rows:
+def status_rows(reply: proto.StatusReply) -> tuple[StatusRow, ...]:
     """Per function: ``{'task', 'queued', 'running', 'workers'}``."""
     return tuple(
         {"task": text(f.function), "queued": f.total, "running": f.running, "workers": f.workers}
@@ -104,7 +102,7 @@ def status_rows(reply: proto.StatusReply) -> Rows:
     )
 
 
-def workers_rows(reply: proto.WorkersReply) -> Rows:
+def workers_rows(reply: proto.WorkersReply) -> tuple[WorkerRow, ...]:
     """Per connection: ``{'file_descriptor', 'ip', 'client_id', 'tasks'}`` (all text)."""
     return tuple(
         {
@@ -117,7 +115,7 @@ def workers_rows(reply: proto.WorkersReply) -> Rows:
     )
 
 
-def jobs_rows(reply: proto.JobsReply) -> Rows:
+def jobs_rows(reply: proto.JobsReply) -> tuple[JobRow, ...]:
     """Per job: 2.0.2's ``{'handle', 'retries', 'ignored', 'background'}``, and
     master's ``queued``, ``canceled``, ``enabled`` for the same columns."""
     return tuple(
@@ -134,12 +132,12 @@ def jobs_rows(reply: proto.JobsReply) -> Rows:
     )
 
 
-def unique_rows(reply: proto.UniqueJobsReply) -> tuple[dict[str, str], ...]:
+def unique_rows(reply: proto.UniqueJobsReply) -> tuple[UniqueRow, ...]:
     """Per job: ``{'unique'}``."""
     return tuple({"unique": text(u)} for u in reply.uniques)
 
 
-def priority_rows(reply: proto.PriorityStatusReply) -> Rows:
+def priority_rows(reply: proto.PriorityStatusReply) -> tuple[PriorityRow, ...]:
     """Per function: ``{'task', 'high', 'normal', 'low', 'workers'}``."""
     return tuple(
         {

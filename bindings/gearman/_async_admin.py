@@ -18,7 +18,6 @@ from . import errors
 from ._admin_kernel import (
     ECHO_STRING,
     AdminKernel,
-    Rows,
     argument,
     check_echo,
     check_reply,
@@ -32,6 +31,7 @@ from ._admin_kernel import (
 )
 from ._common import text
 from ._runtime import AsyncRuntimeFactory, deadline_after
+from ._shapes import JobRow, PriorityRow, StatusRow, UniqueRow, WorkerRow
 from .connection_manager import AsyncGearmanConnectionManager
 from .constants import DEFAULT_ADMIN_CLIENT_TIMEOUT
 
@@ -91,11 +91,11 @@ class AsyncGearmanAdminClient(AsyncGearmanConnectionManager):
         """Ask the server to shut down (gearmand 1.1.20 answers ``ERR``)."""
         await self._command(_C.SHUTDOWN, *([b"graceful"] if graceful else []))
 
-    async def get_status(self) -> Rows:
+    async def get_status(self) -> tuple[StatusRow, ...]:
         """Per function: ``{'task', 'queued', 'running', 'workers'}``."""
         return status_rows(await self._command(_C.STATUS, kind=proto.StatusReply))
 
-    async def get_workers(self) -> Rows:
+    async def get_workers(self) -> tuple[WorkerRow, ...]:
         """Per connection: ``{'file_descriptor', 'ip', 'client_id', 'tasks'}``."""
         return workers_rows(await self._command(_C.WORKERS, kind=proto.WorkersReply))
 
@@ -112,15 +112,15 @@ class AsyncGearmanAdminClient(AsyncGearmanConnectionManager):
         await self._command(_C.CANCEL_JOB, argument(handle, "handle"))
         return "OK"
 
-    async def get_jobs(self) -> Rows:
+    async def get_jobs(self) -> tuple[JobRow, ...]:
         """Per job: ``{'handle', 'retries', 'ignored', 'background', ...}``."""
         return jobs_rows(await self._command(_C.SHOW_JOBS, kind=proto.JobsReply))
 
-    async def get_unique_jobs(self) -> tuple[dict[str, str], ...]:
+    async def get_unique_jobs(self) -> tuple[UniqueRow, ...]:
         """Per job: ``{'unique'}``."""
         return unique_rows(await self._command(_C.SHOW_UNIQUE_JOBS, kind=proto.UniqueJobsReply))
 
-    async def get_priority_status(self) -> Rows:
+    async def get_priority_status(self) -> tuple[PriorityRow, ...]:
         """Per function: ``{'task', 'high', 'normal', 'low', 'workers'}``."""
         reply = await self._command(_C.PRIORITY_STATUS, kind=proto.PriorityStatusReply)
         return priority_rows(reply)

@@ -25,6 +25,7 @@ from ._async import connect_wanted, deadline_after, wait_connecting
 from ._client_kernel import ClientKernel, Requests, all_settled, check_many
 from ._common import DataEncoder, NoopEncoder
 from ._runtime import AsyncRuntimeFactory
+from ._shapes import HandleStatus, UniqueStatus
 from .connection_manager import AsyncGearmanConnectionManager
 from .constants import MAX_UPDATE_BYTES, PRIORITY_NONE, RANDOM_UNIQUE_BYTES
 from .job import GearmanJob, GearmanJobRequest, UpdateCallback, UpdatePolicy
@@ -233,20 +234,20 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
 
     async def get_status_by_handle(
         self, handle: str | bytes, host: Any = None, poll_timeout: float | None = None
-    ) -> dict[str, Any]:
+    ) -> HandleStatus:
         """The status of any job by handle; see
         :meth:`gearman.GearmanClient.get_status_by_handle`."""
         query = self._kernel.query_handle(handle, host)
         await self._wait_queries([query], poll_timeout)
-        return self._kernel.status_dict(query)
+        return self._kernel.handle_status(query)
 
     async def get_status_by_unique(
         self, unique: str | bytes, poll_timeout: float | None = None
-    ) -> dict[str, Any]:
+    ) -> UniqueStatus:
         """The status of any job by unique id, asked of every reachable server."""
         query = self._kernel.query_unique(unique)
         await self._wait_queries([query], poll_timeout)
-        return self._kernel.status_dict(query, unique=unique)
+        return self._kernel.unique_status(query, unique)
 
     # ------------------------------------------------------------- plumbing
 

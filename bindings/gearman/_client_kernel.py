@@ -25,6 +25,7 @@ from ._common import (
     random_unique,
     text,
 )
+from ._shapes import HandleStatus, QueryStatus, UniqueStatus
 from .connection import server_of
 from .constants import PRIORITY_NONE
 from .job import GearmanJob, GearmanJobRequest, UpdatePolicy
@@ -268,22 +269,13 @@ class ClientKernel:
         for request, query in zip(requests, queries, strict=True):
             request.timed_out = not query.answered
 
-    def status_dict(self, query: proto.StatusQuery, **key: Any) -> dict[str, Any]:
-        """python-gearman's status dict for a handle or unique query."""
-        _check_reached(query)
-        status = {
-            **key,
-            "known": query.known,
-            "running": query.running,
-            "numerator": query.numerator,
-            "denominator": query.denominator,
-            "timed_out": not query.answered,
-        }
-        if query.unique is not None:
-            status["client_count"] = query.client_count
-        else:
-            status["handle"] = text(query.handle or b"")
-        return status
+    def handle_status(self, query: proto.StatusQuery) -> HandleStatus:
+        """python-gearman's status dict for a handle query."""
+        return {"handle": text(query.handle or b""), **_query_status(query)}
+
+    def unique_status(self, query: proto.StatusQuery, unique: str | bytes) -> UniqueStatus:
+        """The status dict for a unique query (*unique* as the caller gave it)."""
+        return {"unique": unique, "client_count": query.client_count, **_query_status(query)}
 
     def receive(
         self, server: proto.ServerAddress, event: proto.Event
@@ -305,6 +297,17 @@ def _check_unique_size(size: int) -> None:
         proto.SubmitJob(function=b"", unique=b"0" * (2 * size))
     except proto.ProtocolError as error:
         raise invalid_value(misuse, f"random_unique_bytes={size}: {error}") from error
+
+
+def _query_status(query: proto.StatusQuery) -> QueryStatus:
+    _check_reached(query)
+    return {
+        "known": query.known,
+        "running": query.running,
+        "numerator": query.numerator,
+        "denominator": query.denominator,
+        "timed_out": not query.answered,
+    }
 
 
 def _check_reached(query: proto.StatusQuery) -> None:

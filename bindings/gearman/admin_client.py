@@ -19,7 +19,6 @@ from . import errors
 from ._admin_kernel import (
     ECHO_STRING,
     AdminKernel,
-    Rows,
     argument,
     check_echo,
     check_reply,
@@ -34,6 +33,7 @@ from ._admin_kernel import (
 from ._blocking import BlockingRuntime
 from ._common import text
 from ._runtime import RuntimeFactory
+from ._shapes import JobRow, PriorityRow, StatusRow, UniqueRow, WorkerRow
 from ._sync import deadline_after
 from .connection_manager import GearmanConnectionManager
 from .constants import DEFAULT_ADMIN_CLIENT_TIMEOUT
@@ -116,14 +116,14 @@ class GearmanAdminClient(GearmanConnectionManager):
         """
         self._command(_C.SHUTDOWN, *([b"graceful"] if graceful else []))
 
-    def get_status(self) -> Rows:
+    def get_status(self) -> tuple[StatusRow, ...]:
         """Per function: ``{'task', 'queued', 'running', 'workers'}``.
 
         ``queued`` counts every job of the function, running ones included.
         """
         return status_rows(self._command(_C.STATUS, kind=proto.StatusReply))
 
-    def get_workers(self) -> Rows:
+    def get_workers(self) -> tuple[WorkerRow, ...]:
         """Per connection: ``{'file_descriptor', 'ip', 'client_id', 'tasks'}`` (all text)."""
         return workers_rows(self._command(_C.WORKERS, kind=proto.WorkersReply))
 
@@ -142,7 +142,7 @@ class GearmanAdminClient(GearmanConnectionManager):
         self._command(_C.CANCEL_JOB, argument(handle, "handle"))
         return "OK"
 
-    def get_jobs(self) -> Rows:
+    def get_jobs(self) -> tuple[JobRow, ...]:
         """Per job: ``{'handle', 'retries', 'ignored', 'background'}`` (``show jobs``).
 
         The same columns also appear under python-gearman master's names, as
@@ -151,13 +151,13 @@ class GearmanAdminClient(GearmanConnectionManager):
         """
         return jobs_rows(self._command(_C.SHOW_JOBS, kind=proto.JobsReply))
 
-    def get_unique_jobs(self) -> tuple[dict[str, str], ...]:
+    def get_unique_jobs(self) -> tuple[UniqueRow, ...]:
         """Per job: ``{'unique'}`` (``show unique jobs``; empty for jobs without one)."""
         return unique_rows(self._command(_C.SHOW_UNIQUE_JOBS, kind=proto.UniqueJobsReply))
 
     # ---------------------------------------------------------- additions
 
-    def get_priority_status(self) -> Rows:
+    def get_priority_status(self) -> tuple[PriorityRow, ...]:
         """Per function: ``{'task', 'high', 'normal', 'low', 'workers'}`` (queued jobs)."""
         return priority_rows(
             self._command(_C.PRIORITY_STATUS, kind=proto.PriorityStatusReply)

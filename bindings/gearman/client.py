@@ -22,6 +22,7 @@ from ._blocking import BlockingRuntime
 from ._client_kernel import ClientKernel, Requests, all_settled, check_many
 from ._common import DataEncoder, NoopEncoder
 from ._runtime import RuntimeFactory
+from ._shapes import HandleStatus, UniqueStatus
 from ._sync import connect, connect_wanted, deadline_after, wait_connecting
 from .connection_manager import GearmanConnectionManager
 from .constants import MAX_UPDATE_BYTES, PRIORITY_NONE, RANDOM_UNIQUE_BYTES
@@ -314,7 +315,7 @@ class GearmanClient(GearmanConnectionManager):
         handle: str | bytes,
         host: Any = None,
         poll_timeout: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> HandleStatus:
         """The status of any job by handle, on *host* (default: the first server).
 
         Returns ``{'handle', 'known', 'running', 'numerator', 'denominator',
@@ -323,11 +324,11 @@ class GearmanClient(GearmanConnectionManager):
         with self._io.lock:
             query = self._kernel.query_handle(handle, host)
             self._wait_queries([query], poll_timeout)
-            return self._kernel.status_dict(query)
+            return self._kernel.handle_status(query)
 
     def get_status_by_unique(
         self, unique: str | bytes, poll_timeout: float | None = None
-    ) -> dict[str, Any]:
+    ) -> UniqueStatus:
         """The status of any job by unique id, asked of every reachable server.
 
         Returns ``{'unique', 'known', 'running', 'numerator', 'denominator',
@@ -336,7 +337,7 @@ class GearmanClient(GearmanConnectionManager):
         with self._io.lock:
             query = self._kernel.query_unique(unique)
             self._wait_queries([query], poll_timeout)
-            return self._kernel.status_dict(query, unique=unique)
+            return self._kernel.unique_status(query, unique)
 
     # ------------------------------------------------------------- plumbing
 

@@ -29,6 +29,7 @@ from ._common import (
     text,
     to_priority,
 )
+from ._shapes import RequestStatus
 from .constants import (
     JOB_COMPLETE,
     JOB_CREATED,
@@ -240,7 +241,7 @@ class GearmanJobRequest(proto.JobRequest):
         self.data_updates: collections.deque[Any] = collections.deque()
         self.warning_updates: collections.deque[Any] = collections.deque()
         self.status_updates: collections.deque[tuple[int, int]] = collections.deque()
-        self.status: dict[str, Any] = {}
+        self.status: RequestStatus = {}
         #: updates dropped to stay within the client's ``max_update_bytes``.
         self.dropped_updates = 0
         self._kept: collections.deque[tuple[collections.deque[Any], int]] = collections.deque()
@@ -290,7 +291,7 @@ class GearmanJobRequest(proto.JobRequest):
         self.max_attempts = int(value)
 
     @property
-    def server_status(self) -> dict[str, Any]:
+    def server_status(self) -> RequestStatus:
         """Deprecated alias of :attr:`status`."""
         return self.status
 

@@ -28,6 +28,7 @@ KERNEL = [
     "_links.py",
     "_waiters.py",
     "_admin_kernel.py",
+    "_shapes.py",
     "job.py",
     "errors.py",
     "constants.py",
