@@ -17,6 +17,11 @@ import pytest
 
 from devtools.gearmand import Gearmand, GearmandFactory, find_gearmand
 
+# --- fault proxy -------------------------------------------------------------
+# The ``fault_proxy`` fixture lives in its own plugin module, tests/_faults.py.
+pytest_plugins = ["_faults"]
+# ------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def gearmand_path() -> str:
