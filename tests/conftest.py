@@ -16,4 +16,5 @@ bears the module's name, so pytest registers the plugin once either way
 
 from __future__ import annotations
 
-pytest_plugins = ["pytest_gearman"]
+# The fault proxy (``fault_proxy``) is a plugin module of the suite: tests/_faults.py.
+pytest_plugins = ["pytest_gearman", "_faults"]

@@ -243,6 +243,8 @@ class BlockingRuntime:
             self.flush()
             if done():
                 return True
+            if self._endings != endings:
+                return False  # a write failed: the caller may have connections to open
             if deadline is None:
                 remaining: float | None = None
             else:

@@ -7,7 +7,9 @@
   of trio and asyncio, whose loops run in threads of their own); greenlets
   of the test's thread, ``gevent.event.Event``, ``gevent.sleep`` and
   ``gevent.subprocess.run`` for gevent, whose waits only let other
-  greenlets run while the hub runs.  Each runtime offers its own as
+  greenlets run while the hub runs; ``wait_readable`` waits for a file
+  descriptor the same way (``select.select`` or gevent's), which is what a
+  `devtools.faultproxy.FaultProxy` of the test waits with.  Each runtime offers its own as
   ``runtime.concurrency``; tests reach them only that way, so they are
   written once.  Under ``gevent.monkey.patch_all()`` the two behave alike.
 - `unique_name`: a fresh function name per test, so tests sharing the
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import socket
 import struct
 import subprocess
@@ -100,6 +103,9 @@ class Concurrency(Protocol):
     def run_process(self, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
         """``subprocess.run(args, **kwargs)``, letting the background run meanwhile."""
 
+    def wait_readable(self, fileno: int, timeout: float | None) -> bool:
+        """Wait up to *timeout* s until *fileno* is readable (True), letting the background run."""
+
 
 class Threads:
     """`Concurrency` of OS threads: the test's code blocks its own thread only."""
@@ -119,6 +125,10 @@ class Threads:
 
     def run_process(self, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(args, **kwargs)  # noqa: PLW1510 -- check is the caller's
+
+    def wait_readable(self, fileno: int, timeout: float | None) -> bool:
+        readable, _, _ = select.select([fileno], [], [], timeout)
+        return bool(readable)
 
 
 class _Greenlet:
@@ -142,6 +152,7 @@ class Greenlets:
     def __init__(self) -> None:
         import gevent  # noqa: PLC0415 -- only the gevent runtime needs it
         import gevent.event  # noqa: PLC0415
+        import gevent.select  # noqa: PLC0415
         import gevent.subprocess  # noqa: PLC0415
 
         self._gevent = gevent
@@ -163,6 +174,10 @@ class Greenlets:
             del kwargs["stdin"]  # subprocess.run ignores stdin=None with input; gevent's refuses it
         result: subprocess.CompletedProcess[bytes] = self._gevent.subprocess.run(args, **kwargs)
         return result
+
+    def wait_readable(self, fileno: int, timeout: float | None) -> bool:
+        readable, _, _ = self._gevent.select.select([fileno], [], [], timeout)
+        return bool(readable)
 
 
 # ------------------------------------------------------------------ waiting

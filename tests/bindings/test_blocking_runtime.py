@@ -2,18 +2,25 @@
 
 The far end of the pair plays the server, so these tests see exactly the
 bytes the runtime writes and when it writes them.  (What every runtime must
-do is tested through the facades; this is what poll(2) pumping adds.)
+do is tested through the facades; this is what poll(2) pumping adds.)  The
+last test puts a fault proxy between a client and gearmand instead, to reset
+a link the runtime has not looked at since.
 """
 
 from __future__ import annotations
 
 import socket
+import types
 from collections.abc import Iterator
 
 import pytest
+from _binding_helpers import Threads, reverse, serving, unique_name, wait_for_workers
 
 import gearman
+import gearman._blocking
 import gearman_proto as proto
+from devtools.faultproxy import FaultProxyFactory
+from devtools.gearmand import Gearmand
 from gearman._blocking import BlockingRuntime
 
 SERVER = proto.ServerAddress("127.0.0.1", 4730)
@@ -119,3 +126,33 @@ def test_a_blocking_worker_refuses_more_jobs_at_once_than_it_can_run() -> None:
     with pytest.raises(gearman.errors.InvalidWorkerState, match="max_jobs=2"):
         gearman.GearmanWorker(["127.0.0.1:4730"], max_jobs=2)
     assert gearman.GearmanWorker(["127.0.0.1:4730"], max_jobs=1).max_jobs == 1
+
+
+def test_a_job_written_to_a_link_reset_unseen_is_resent_at_once(
+    gearmand: Gearmand, fault_proxy: FaultProxyFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server reset the idle link and the client has not looked since (here:
+    never, by the idle check's threshold), so the job is written to a dead
+    socket. The failed write ends the link; the wait must return for the job
+    to be resent on a new connection at once, not sleep to its deadline with
+    nothing to watch (it did: UNKNOWN and timed_out after poll_timeout)."""
+    monkeypatch.setattr(gearman._blocking, "IDLE_CHECK_AFTER", float("inf"))
+    proxy = fault_proxy(gearmand)
+    task = unique_name("reset")
+    # What the helpers take of a runtime: the blocking classes, tests in threads.
+    blocking = types.SimpleNamespace(
+        GearmanWorker=gearman.GearmanWorker,
+        GearmanAdminClient=gearman.GearmanAdminClient,
+        concurrency=Threads(),
+    )
+    with serving(blocking, [gearmand.address], {task: reverse}):  # type: ignore[arg-type]
+        wait_for_workers(blocking, gearmand.address, task)  # type: ignore[arg-type]
+        client = gearman.GearmanClient([proxy.address])
+        assert client.submit_job(task, b"ab", poll_timeout=10).result == b"ba"
+        first = proxy.connection(0)
+        first.cut(reset=True)
+        assert first.wait_closed() == "reset"
+        request = client.submit_job(task, b"cd", max_retries=1, poll_timeout=10)
+    assert (request.state, request.result, request.timed_out) == ("COMPLETE", b"dc", False)
+    assert request.connection_attempts == 2
+    assert proxy.connection(1).to_server.names == ["SUBMIT_JOB"]
