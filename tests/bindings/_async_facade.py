@@ -14,8 +14,8 @@ object, made in the loop, and
   proxy; results and exceptions come back unchanged (the same
   ``GearmanJobRequest`` objects, the same ``gearman.errors`` classes);
 - each proxy class, a test's subclass included, has its own subclass of
-  the async class, with the proxy class's ``data_encoder``, ``job_class``
-  and ``job_request_class``.  A worker proxy's hooks (``after_poll``,
+  the async class, with the proxy class's ``data_encoder``, ``job_class``,
+  ``job_request_class`` and ``connection_class``.  A worker proxy's hooks (``after_poll``,
   ``after_job``, ``on_job_*``) that a subclass or instance overrides run
   in a worker thread (`Portal.to_thread`) with the proxy as ``self``, so
   they may call the proxy's methods, ``super()`` reaching the async
@@ -46,7 +46,7 @@ from gearman import constants, errors
 __all__ = ["AsyncFacade"]
 
 #: class attributes a proxy class passes on to its async class.
-CLASS_ATTRIBUTES = ("data_encoder", "job_class", "job_request_class")
+CLASS_ATTRIBUTES = ("data_encoder", "job_class", "job_request_class", "connection_class")
 
 #: the worker's overridable hooks.
 HOOKS = ("after_poll", "after_job", "on_job_execute", "on_job_exception", "on_job_complete")
@@ -192,6 +192,28 @@ class WorkerProxy(_Proxy):
         return portal.call_sync(
             functools.partial(self._obj.register_task, task, in_a_thread, *args, **kwargs)
         )
+
+    # ----------------------------------------------------------- replies
+    # Methods of the proxy class (not just __getattr__), so that a subclass's
+    # hook may reach them with super(), as python-gearman's 1to2 doc does.
+
+    def send_job_complete(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("send_job_complete")(*args, **kwargs)
+
+    def send_job_failure(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("send_job_failure")(*args, **kwargs)
+
+    def send_job_exception(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("send_job_exception")(*args, **kwargs)
+
+    def send_job_data(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("send_job_data")(*args, **kwargs)
+
+    def send_job_warning(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("send_job_warning")(*args, **kwargs)
+
+    def send_job_status(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("send_job_status")(*args, **kwargs)
 
     @property
     def worker_abilities(self) -> dict[str | bytes, Callable[..., Any]]:

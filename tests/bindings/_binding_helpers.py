@@ -24,6 +24,13 @@
 - `sockets_connected_to`, `tcp_info`: this process's sockets connected to a
   server, and what Linux counted on them (what the OS says, whichever
   runtime opened them).
+- `stopped`: SIGSTOP a gearmand for a block (it accepts connections but
+  never answers).
+- `selected_runtimes`, `sync_runtimes_only`: the runtimes
+  ``GEARMAN_TEST_RUNTIMES`` selects, and a mark that runs a test that takes
+  ``runtime`` on the sync runtimes only (``blocking``, ``gevent``): for
+  what python-gearman code does in the caller's own thread (signal
+  handlers, its ``poll_connections_*`` loop, patching the sync classes).
 
 Helpers that make binding objects, or run or wait in the background, take
 the ``runtime`` (the module, or the sync facade, the ``runtime`` fixture
@@ -35,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -42,13 +50,17 @@ import threading
 import time
 import types
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+import pytest
+
+from devtools.gearmand import Gearmand
 from gearman import GearmanJob, GearmanWorker
 
 __all__ = [
+    "SYNC_RUNTIMES",
     "Background",
     "BackgroundWorker",
     "Concurrency",
@@ -58,8 +70,11 @@ __all__ = [
     "Threads",
     "admin_status",
     "reverse",
+    "selected_runtimes",
     "serving",
     "sockets_connected_to",
+    "stopped",
+    "sync_runtimes_only",
     "tcp_info",
     "unique_name",
     "wait_for_workers",
@@ -70,6 +85,46 @@ T = TypeVar("T")
 
 #: default seconds a test waits for something that should happen at once.
 DEADLINE = 10.0
+
+#: the runtimes whose API is sync code running in the caller's thread.
+SYNC_RUNTIMES = ("blocking", "gevent")
+
+
+# --------------------------------------------------------------- runtimes
+
+
+def _chosen_runtimes() -> set[str] | None:
+    """The names ``GEARMAN_TEST_RUNTIMES`` lists, or None when it is unset."""
+    chosen = os.environ.get("GEARMAN_TEST_RUNTIMES", "").strip()
+    if not chosen:
+        return None
+    return {name.strip() for name in chosen.split(",") if name.strip()}
+
+
+def selected_runtimes(known: Iterable[str]) -> list[str]:
+    """The runtimes to run, of *known*: all, or those ``GEARMAN_TEST_RUNTIMES`` names.
+
+    Raises pytest.UsageError when that variable names an unknown runtime.
+    """
+    chosen = _chosen_runtimes()
+    if chosen is None:
+        return sorted(known)
+    unknown = sorted(chosen - set(known))
+    if unknown:
+        raise pytest.UsageError(f"GEARMAN_TEST_RUNTIMES names unknown runtimes: {unknown}")
+    return sorted(chosen)
+
+
+def sync_runtimes_only() -> pytest.MarkDecorator:
+    """Run a test taking ``runtime`` on the selected sync runtimes only.
+
+    Overrides the ``runtime`` fixture's parametrisation (indirectly: the
+    fixture still opens each runtime); with no sync runtime selected the
+    test is skipped as having no parameters.
+    """
+    chosen = _chosen_runtimes()
+    names = [name for name in SYNC_RUNTIMES if chosen is None or name in chosen]
+    return pytest.mark.parametrize("runtime", names, indirect=True)
 
 
 # ------------------------------------------------------------ concurrency
@@ -327,6 +382,37 @@ def serving(
     for name, function in tasks.items():
         worker.register_task(name, function)
     return BackgroundWorker(runtime, worker, poll_timeout=poll_timeout)
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of process *pid* is in the stopped state (Linux /proc)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                state = stat.read().rsplit(")", 1)[1].split()[0]
+            if state not in ("T", "t"):
+                return False
+    return True
+
+
+@contextlib.contextmanager
+def stopped(server: Gearmand) -> Iterator[None]:
+    """SIGSTOP *server* for the block: it accepts connections but never answers.
+
+    The block starts once every thread of the server has stopped (the signal
+    is delivered asynchronously: a server still running could answer).
+    """
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while not _all_threads_stopped(server.pid):
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{server!r} did not stop within {DEADLINE} s")
+            time.sleep(0.001)
+        yield
+    finally:
+        if server.running:
+            os.kill(server.pid, signal.SIGCONT)
 
 
 def _peer(sock: socket.socket) -> tuple[str, int] | None:

@@ -21,20 +21,21 @@ waits for an event and pauses.
   background thread); ``asyncio-uvloop`` the same on a uvloop loop.
 
 ``GEARMAN_TEST_RUNTIMES`` (comma-separated names) restricts the runs to
-those runtimes; only they are imported.
+those runtimes; only they are imported.  A test marked
+``_binding_helpers.sync_runtimes_only()`` runs on the sync runtimes
+(``blocking``, ``gevent``) only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import types
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
-from _binding_helpers import Concurrency, Greenlets, Threads
+from _binding_helpers import Concurrency, Greenlets, Threads, selected_runtimes
 
 import gearman
 
@@ -129,19 +130,7 @@ RUNTIMES: dict[str, Callable[[], AbstractContextManager[types.ModuleType]]] = {
 }
 
 
-def selected_runtimes() -> list[str]:
-    """The runtimes to run: all, or those ``GEARMAN_TEST_RUNTIMES`` names."""
-    chosen = os.environ.get("GEARMAN_TEST_RUNTIMES", "").strip()
-    if not chosen:
-        return sorted(RUNTIMES)
-    names = [name.strip() for name in chosen.split(",") if name.strip()]
-    unknown = sorted(set(names) - set(RUNTIMES))
-    if unknown:
-        raise pytest.UsageError(f"GEARMAN_TEST_RUNTIMES names unknown runtimes: {unknown}")
-    return sorted(set(names))
-
-
-@pytest.fixture(params=selected_runtimes())
+@pytest.fixture(params=selected_runtimes(RUNTIMES))
 def runtime(request: pytest.FixtureRequest) -> Iterator[types.ModuleType]:
     """The binding module of one runtime (or its sync facade)."""
     with RUNTIMES[request.param]() as module:

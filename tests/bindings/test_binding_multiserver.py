@@ -12,13 +12,9 @@ SIGSTOP: the kernel still completes the TCP handshake.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import socket
 import time
 import types
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,6 +23,7 @@ from _binding_helpers import (
     admin_status,
     reverse,
     serving,
+    stopped,
     unique_name,
     wait_for_workers,
     wait_until,
@@ -40,18 +37,6 @@ from gearman import (
     errors,
 )
 from gearman.testing import Gearmand, pick_free_port
-
-
-@contextlib.contextmanager
-def stopped(server: Gearmand) -> Iterator[None]:
-    """SIGSTOP *server* for the block: it accepts connections but never answers."""
-    os.kill(server.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        if server.running:
-            os.kill(server.pid, signal.SIGCONT)
-
 
 # ---------------------------------------------------- max_retries and lost jobs
 
