@@ -163,6 +163,19 @@ class JobRequest:
         """Waiting for the binding to connect a server it can go to."""
         return self._candidates is not None
 
+    def rearm(self) -> bool:
+        """Make a request that came back ``UNKNOWN`` without an outcome (lost
+        after JOB_CREATED, or undelivered) sendable again, with a fresh attempt
+        budget: the caller decided to send it again, knowing that a lost job
+        may have run.  Returns :attr:`sendable`; updates heard are kept."""
+        came_back = self.lost or self.delivery_error is not None
+        if came_back and self.state is JobState.UNKNOWN and self._candidates is None:
+            self.lost = False
+            self.delivery_error = None
+            self.handle = None
+            self.attempts = 0
+        return self.sendable
+
     @property
     def sendable(self) -> bool:
         """Whether :meth:`ClientSession.submit` takes it: never sent, or back to

@@ -136,6 +136,10 @@ class WorkerConnection(_Connection):
         """Jobs assigned to this connection and not yet ended, oldest first."""
         return tuple(self._jobs.values())
 
+    def holds(self, handle: bytes) -> bool:
+        """Whether the job *handle* is assigned to this connection and not ended."""
+        return handle in self._jobs
+
     @property
     def held_jobs(self) -> int:
         """How many jobs this connection holds (``len(jobs)``, without the copy)."""

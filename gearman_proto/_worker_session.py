@@ -303,7 +303,13 @@ class WorkerSession:
     def job_returned(
         self, server: ServerAddress, handle: bytes, payload: bytes | None, *, on: Assigned = None
     ) -> bool:
-        """The job's function returned *payload*: WORK_COMPLETE (None: empty result)."""
+        """The job's function returned *payload*: WORK_COMPLETE (None: empty result).
+
+        Nothing is sent (False) for a job the function answered itself
+        (``complete``/``fail`` from inside it), or whose connection is gone.
+        """
+        if not self._unanswered(server, handle, on):
+            return False
         result = b"" if payload is None else payload
         return self._reply(server, WorkComplete(handle=handle, payload=result), on)
 
@@ -311,7 +317,10 @@ class WorkerSession:
         self, server: ServerAddress, handle: bytes, description: bytes, *, on: Assigned = None
     ) -> bool:
         """The job's function raised: WORK_EXCEPTION with *description* if
-        ``send_exceptions`` is set, else WORK_FAIL."""
+        ``send_exceptions`` is set, else WORK_FAIL; nothing (False) for a job
+        answered already or whose connection is gone."""
+        if not self._unanswered(server, handle, on):
+            return False
         return self.fail(server, handle, description if self.send_exceptions else None, on=on)
 
     def job_abandoned(self, server: ServerAddress, handle: bytes, *, on: Assigned = None) -> bool:
@@ -321,8 +330,7 @@ class WorkerSession:
         Returns False, sending nothing, when the job is no longer held (it
         was answered already) or its connection is gone.
         """
-        connection = self.connections.get(server)
-        if connection is None or not any(job.handle == handle for job in connection.jobs):
+        if not self._unanswered(server, handle, on):
             return False
         return self.fail(server, handle, on=on)
 
@@ -383,6 +391,18 @@ class WorkerSession:
             denominator=status_number(denominator, "denominator"),
         )
         return self._reply(server, event, on)
+
+    def _unanswered(self, server: ServerAddress, handle: bytes, on: Assigned) -> bool:
+        """Whether the connection that was assigned job *handle* still holds it
+        (a job the function ended itself, or of a lost connection, is not)."""
+        connection = self.connections.get(server)
+        if connection is not None and (on is None or connection is on):
+            if connection.holds(handle):
+                return True
+            logger.debug("%s: job %r was answered already", server, handle)
+            return False
+        logger.warning("%s: connection lost, dropping the outcome of job %r", server, handle)
+        return False
 
     def _reply(self, server: ServerAddress, event: Event, on: Assigned) -> bool:
         """Send *event*; False when the connection that held the job is gone.

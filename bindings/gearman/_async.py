@@ -16,9 +16,17 @@ from typing import TypeVar
 import gearman_proto as proto
 
 from . import errors
+from ._common import unreachable
 from ._runtime import AsyncRuntime, deadline_after
 
-__all__ = ["connect", "connect_wanted", "deadline_after", "maybe_await", "wait_connecting"]
+__all__ = [
+    "connect",
+    "connect_first",
+    "connect_wanted",
+    "deadline_after",
+    "maybe_await",
+    "wait_connecting",
+]
 
 logger = logging.getLogger("gearman.io")
 
@@ -44,6 +52,19 @@ async def connect(
     except errors.ConnectionError as error:
         logger.warning("%s", error)
         session.connect_failed(server, runtime.now())
+
+
+async def connect_first(
+    runtime: AsyncRuntime, session: proto.ClientSession, deadline: float | None
+) -> proto.ServerAddress:
+    """:func:`gearman._sync.connect_first` for the async runtimes."""
+    candidates = session.candidates(runtime.now())
+    for server in candidates:
+        if not runtime.connected(server):
+            await connect(runtime, session, server, deadline)
+        if runtime.connected(server):
+            return server
+    raise unreachable(candidates)
 
 
 async def connect_wanted(

@@ -21,11 +21,12 @@ from typing import Any, ClassVar
 import gearman_proto as proto
 
 from . import errors
-from ._async import connect_wanted, deadline_after, wait_connecting
+from ._async import connect_first, connect_wanted, deadline_after, wait_connecting
 from ._client_kernel import ClientKernel, Requests, all_settled, check_many
 from ._common import DataEncoder, NoopEncoder
 from ._runtime import AsyncRuntimeFactory
 from ._shapes import HandleStatus, UniqueStatus
+from .connection import GearmanConnection
 from .connection_manager import AsyncGearmanConnectionManager
 from .constants import MAX_UPDATE_BYTES, PRIORITY_NONE, RANDOM_UNIQUE_BYTES
 from .job import GearmanJob, GearmanJobRequest, UpdateCallback, UpdatePolicy
@@ -197,6 +198,14 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
             requests,
         )
         return [r for r in requests if r.finished]
+
+    async def establish_request_connection(
+        self, current_request: GearmanJobRequest
+    ) -> GearmanConnection:
+        """See :meth:`gearman.GearmanClient.establish_request_connection`."""
+        io = self._io
+        server = await connect_first(io, self._session, deadline_after(io, self.connect_timeout))
+        return self._connection_for(server)
 
     async def send_job_request(self, current_request: GearmanJobRequest) -> GearmanJobRequest:
         """Send one request (connecting if needed) without waiting for an answer."""

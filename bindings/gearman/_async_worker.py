@@ -22,12 +22,11 @@ import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-import gearman_proto as proto
-
 from . import errors
 from ._async import connect, deadline_after, maybe_await
 from ._runtime import AsyncRuntimeFactory
 from ._worker_kernel import ExcInfo, WorkerKernel
+from .connection import GearmanConnection
 from .connection_manager import AsyncGearmanConnectionManager
 from .constants import LIVENESS_INTERVAL, LIVENESS_TIMEOUT, POLL_TIMEOUT_IN_SECONDS
 from .job import GearmanJob
@@ -259,17 +258,18 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         self._io.flush()
         self._io.wake()
 
-    async def establish_worker_connections(self) -> list[proto.ServerAddress]:
-        """Connect to every server that has no connection and is out of back-off."""
-        return await self._connect(None)
+    async def establish_worker_connections(self) -> list[GearmanConnection]:
+        """Connect to every server that has no connection and is out of back-off;
+        returns the connections (of ``connection_list``) up now."""
+        await self._connect(None)
+        return self._live_connections()
 
-    async def _connect(self, deadline: float | None) -> list[proto.ServerAddress]:
+    async def _connect(self, deadline: float | None) -> None:
         io = self._io
         session = self._session
         for server in session.missing_servers(io.now()):
             await connect(io, session, server, deadline)
         io.flush()
-        return [server for server in self.servers if io.connected(server)]
 
     def after_poll(self, any_activity: bool) -> Any:
         """Override (plain or async): called around every wait; False leaves :meth:`work`."""

@@ -166,10 +166,14 @@ class ClientKernel:
     ) -> None:
         """Hand each request to the session, which places it on a server.
 
-        With *resume* (``submit_multiple_requests``), requests that cannot be
-        sent (in flight, finished or lost) are left as they are, to be
-        waited for: python-gearman's way of resubmitting a batch after a
-        timeout.  Without it they are an error.  Every request is built
+        A request that came back ``UNKNOWN`` (undelivered, or lost after
+        JOB_CREATED) is sent again with a fresh attempt budget, as
+        python-gearman resent every ``UNKNOWN`` request it was given: the
+        caller asked (:meth:`gearman_proto.JobRequest.rearm`).  With *resume*
+        (``submit_multiple_requests``), requests that cannot be sent (in
+        flight or finished) are left as they are, to be waited for:
+        python-gearman's way of resubmitting a batch after a timeout.
+        Without it they are an error.  Every request is built
         (payload encoded, fields checked) before the first is handed on, so
         a bad one among several sends none.
 
@@ -181,7 +185,9 @@ class ClientKernel:
         session = self.session
         batch = []
         for request in requests:
-            if request.sendable:
+            if type(request.state) is str:  # python-gearman code assigns the strings
+                request.state = proto.JobState(request.state)
+            if request.rearm():
                 batch.append(request)
             elif not resume:
                 raise errors.InvalidClientState(f"{request!r} cannot be submitted again")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import gearman_proto as proto
@@ -128,6 +129,13 @@ def encode_payload(encoder: type[DataEncoder], data: Any, misuse: Misuse) -> byt
         raise misuse(
             f"{encoder.__name__}.encode returned {type(payload).__name__}, not bytes"
         ) from None
+
+
+def unreachable(servers: Sequence[proto.ServerAddress]) -> errors.ServerUnavailable:
+    """The error for a connection that none of *servers* (the candidates) gave."""
+    if not servers:
+        return errors.ServerUnavailable("the host list names no server")
+    return errors.ServerUnavailable(f"cannot reach any of {', '.join(map(str, servers))}")
 
 
 def name_bytes(name: Name, what: str = "name", misuse: Misuse = errors.InvalidClientState) -> bytes:

@@ -15,9 +15,10 @@ from collections.abc import Callable, Collection
 import gearman_proto as proto
 
 from . import errors
+from ._common import unreachable
 from ._runtime import Runtime, deadline_after
 
-__all__ = ["connect", "connect_wanted", "deadline_after", "wait_connecting"]
+__all__ = ["connect", "connect_first", "connect_wanted", "deadline_after", "wait_connecting"]
 
 logger = logging.getLogger("gearman.io")
 
@@ -34,6 +35,24 @@ def connect(
     except errors.ConnectionError as error:
         logger.warning("%s", error)
         session.connect_failed(server, runtime.now())
+
+
+def connect_first(
+    runtime: Runtime, session: proto.ClientSession, deadline: float | None
+) -> proto.ServerAddress:
+    """The first server in the session's rotation that is connected, or that
+    connects by *deadline* (python-gearman's ``establish_request_connection``).
+
+    Raises:
+        gearman.errors.ServerUnavailable: none could be reached.
+    """
+    candidates = session.candidates(runtime.now())
+    for server in candidates:
+        if not runtime.connected(server):
+            connect(runtime, session, server, deadline)
+        if runtime.connected(server):
+            return server
+    raise unreachable(candidates)
 
 
 def connect_wanted(

@@ -23,7 +23,8 @@ from ._client_kernel import ClientKernel, Requests, all_settled, check_many
 from ._common import DataEncoder, NoopEncoder
 from ._runtime import RuntimeFactory
 from ._shapes import HandleStatus, UniqueStatus
-from ._sync import connect, connect_wanted, deadline_after, wait_connecting
+from ._sync import connect, connect_first, connect_wanted, deadline_after, wait_connecting
+from .connection import GearmanConnection
 from .connection_manager import GearmanConnectionManager
 from .constants import MAX_UPDATE_BYTES, PRIORITY_NONE, RANDOM_UNIQUE_BYTES
 
@@ -103,6 +104,9 @@ class GearmanClient(GearmanConnectionManager):
     ) -> None:
         super().__init__(host_list)
         self.random_unique_bytes = random_unique_bytes
+        #: python-gearman's per-request server rotation.  The core rotates the
+        #: servers here, so this stays empty; code that pops from it still works.
+        self.request_to_rotating_connection_queue: dict[GearmanJobRequest, Any] = {}
         self.connect_timeout = connect_timeout
         self.submit_timeout = submit_timeout
         self.status_timeout = status_timeout
@@ -261,6 +265,20 @@ class GearmanClient(GearmanConnectionManager):
                 requests,
             )
         return [r for r in requests if r.finished]
+
+    def establish_request_connection(
+        self, current_request: GearmanJobRequest
+    ) -> GearmanConnection:
+        """The connection *current_request* would go out on: the first server in
+        rotation that is connected or connects now, skipping those that fail.
+
+        Raises:
+            ServerUnavailable: no server of the host list can be reached.
+        """
+        io = self._io
+        with io.lock:
+            server = connect_first(io, self._session, deadline_after(io, self.connect_timeout))
+        return self._connection_for(server)
 
     def send_job_request(self, current_request: GearmanJobRequest) -> GearmanJobRequest:
         """Send one request to the next available server (connecting if needed),

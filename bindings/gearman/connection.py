@@ -20,7 +20,20 @@ from . import errors
 from ._common import invalid_value
 from .constants import DEFAULT_GEARMAN_PORT
 
-__all__ = ["GearmanConnection", "server_of"]
+# python-gearman 2.0.2 had these in this module, and code imports them from here.
+from .errors import (
+    ConnectionError,  # noqa: A004  (python-gearman's name)
+    ProtocolError,
+    ServerUnavailable,
+)
+
+__all__ = [
+    "ConnectionError",
+    "GearmanConnection",
+    "ProtocolError",
+    "ServerUnavailable",
+    "server_of",
+]
 
 
 class _Owner(Protocol):

@@ -23,11 +23,19 @@ from ._common import DataEncoder, Misuse, NoopEncoder, parse_host_list
 from ._runtime import AnyConnection, deadline_after
 from .connection import GearmanConnection
 
+# python-gearman 2.0.2 had these in this module, and code imports them from here.
+from .errors import (
+    ConnectionError,  # noqa: A004  (python-gearman's name)
+    ServerUnavailable,
+)
+
 __all__ = [
     "AsyncGearmanConnectionManager",
+    "ConnectionError",
     "DataEncoder",
     "GearmanConnectionManager",
     "NoopEncoder",
+    "ServerUnavailable",
 ]
 
 #: what ``poll_connections_once`` returns: readable, writable, failed connections.
@@ -69,6 +77,10 @@ class _ConnectionList:
             connection = self.connection_class(server.host, server.port)._attach(self)
             self._connections[server] = connection
         return connection
+
+    def _live_connections(self) -> list[GearmanConnection]:
+        """The entries of ``connection_list`` connected now."""
+        return [connection for connection in self.connection_list if connection.connected]
 
     def _is_connected(self, server: proto.ServerAddress) -> bool:
         return bool(self._io.connected(server))
@@ -139,6 +151,42 @@ class GearmanConnectionManager(_ConnectionList):
                 writable.add(connection)
         return readable, writable, failed
 
+    def handle_connection_activity(
+        self,
+        rd_connections: Iterable[GearmanConnection],
+        wr_connections: Iterable[GearmanConnection],
+        ex_connections: Iterable[GearmanConnection],
+    ) -> PollResult:
+        """python-gearman's second step of a poll: :meth:`handle_read` each
+        readable connection, :meth:`handle_write` each writable one,
+        :meth:`handle_error` each failed one.  Returns ``(readable,
+        writable, failed)``; failed includes the connections that ended meanwhile.
+        """
+        readable, writable, failed = set(rd_connections), set(wr_connections), set(ex_connections)
+        for connection in readable:
+            self.handle_read(connection)
+        for connection in writable:
+            self.handle_write(connection)
+        failed |= {c for c in readable | writable if not c.connected}
+        for connection in failed:
+            self.handle_error(connection)
+        return readable, writable, failed
+
+    def handle_read(self, current_connection: GearmanConnection) -> None:
+        """Take in what arrived on *current_connection*, without waiting (the
+        runtime hands every event on as it reads: this only catches up)."""
+        with self._io.lock:
+            self._io.refresh()
+
+    def handle_write(self, current_connection: GearmanConnection) -> None:
+        """Write what is queued, without waiting."""
+        with self._io.lock:
+            self._io.flush()
+
+    def handle_error(self, current_connection: GearmanConnection) -> None:
+        """*current_connection* failed: close it (the object reconnects when it needs to)."""
+        current_connection.close()
+
     def poll_connections_until_stopped(
         self,
         submitted_connections: Iterable[GearmanConnection],
@@ -165,6 +213,7 @@ class GearmanConnectionManager(_ConnectionList):
             if remaining is not None and remaining <= 0:
                 break
             readable, writable, failed = self.poll_connections_once(connections, remaining)
+            readable, writable, failed = self.handle_connection_activity(readable, writable, failed)
             callback_ok = bool(callback_fxn(bool(readable or writable or failed)))
             connection_ok = any(connection.connected for connection in connections)
         if not connection_ok:

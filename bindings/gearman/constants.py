@@ -49,9 +49,11 @@ PRIORITY_NONE = None
 PRIORITY_LOW = "LOW"
 PRIORITY_HIGH = "HIGH"
 
-#: request states; equal to ``GearmanJobRequest.state`` values.
-JOB_UNKNOWN = JobState.UNKNOWN.value  # not sent yet, or its connection failed
-JOB_PENDING = JobState.PENDING.value  # sent, waiting for JOB_CREATED
-JOB_CREATED = JobState.CREATED.value  # accepted by the server, handle known
-JOB_FAILED = JobState.FAILED.value  # WORK_FAIL, WORK_EXCEPTION or a server ERROR
-JOB_COMPLETE = JobState.COMPLETE.value  # WORK_COMPLETE
+#: request states: the core's :class:`gearman_proto.JobState` members, which
+#: equal (and print as) python-gearman's strings, so code may compare them with
+#: ``"COMPLETE"`` and assign them to ``request.state`` alike.
+JOB_UNKNOWN = JobState.UNKNOWN  # not sent yet, or its connection failed
+JOB_PENDING = JobState.PENDING  # sent, waiting for JOB_CREATED
+JOB_CREATED = JobState.CREATED  # accepted by the server, handle known
+JOB_FAILED = JobState.FAILED  # WORK_FAIL, WORK_EXCEPTION or a server ERROR
+JOB_COMPLETE = JobState.COMPLETE  # WORK_COMPLETE

@@ -15,6 +15,11 @@ import gearman_proto as proto
 
 from .constants import PRIORITY_HIGH, PRIORITY_LOW, PRIORITY_NONE
 
+# python-gearman 2.0.2 had this in this module, and code imports it from here.
+from .errors import ProtocolError
+
+__all__ = ["ProtocolError", "get_command_name", "submit_cmd_for_background_priority"]
+
 _T = proto.PacketType
 
 NULL_CHAR = b"\0"
@@ -110,9 +115,10 @@ _SUBMIT = {
 }
 
 
-def get_command_name(cmd_type: int) -> str:
-    """``"GEARMAN_COMMAND_CAN_DO"`` for 1, and so on; unknown numbers as they are."""
-    return GEARMAN_COMMAND_TO_NAME.get(cmd_type, str(cmd_type))
+def get_command_name(cmd_type: int) -> str | int:
+    """``"GEARMAN_COMMAND_CAN_DO"`` for 1, and so on; an unknown number is
+    returned as it is (python-gearman's behaviour)."""
+    return GEARMAN_COMMAND_TO_NAME.get(cmd_type, cmd_type)
 
 
 def submit_cmd_for_background_priority(background: bool, priority: str | None) -> int:

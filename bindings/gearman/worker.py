@@ -21,6 +21,7 @@ from ._blocking import BlockingRuntime
 from ._runtime import RuntimeFactory
 from ._sync import connect, deadline_after
 from ._worker_kernel import ExcInfo, WorkerKernel
+from .connection import GearmanConnection
 from .connection_manager import GearmanConnectionManager
 from .constants import LIVENESS_INTERVAL, LIVENESS_TIMEOUT, POLL_TIMEOUT_IN_SECONDS
 
@@ -208,22 +209,22 @@ class GearmanWorker(GearmanConnectionManager):
             self._working = False
             self.shutdown()  # also when a hook raised or the greenlet was killed
 
-    def establish_worker_connections(self) -> list[proto.ServerAddress]:
+    def establish_worker_connections(self) -> list[GearmanConnection]:
         """Connect to every server that has no connection and is out of back-off.
 
         A new connection is registered at once (client id and abilities
-        sent).  Returns the servers connected now.
+        sent).  Returns the connections (of ``connection_list``) up now.
         """
-        return self._connect(None)
+        self._connect(None)
+        return self._live_connections()
 
-    def _connect(self, deadline: float | None) -> list[proto.ServerAddress]:
+    def _connect(self, deadline: float | None) -> None:
         """:meth:`establish_worker_connections`, every connect ending by *deadline*."""
         io = self._io
         session = self._session
         for server in session.missing_servers(io.now()):
             connect(io, session, server, deadline)
         self._io.flush()
-        return [server for server in self.servers if io.connected(server)]
 
     def after_poll(self, any_activity: bool) -> bool:
         """Override: called around every wait; return False to leave :meth:`work`."""
