@@ -17,6 +17,7 @@ import gearman_proto as proto
 
 from . import errors
 from ._common import DataEncoder, map_error, name_bytes, random_unique, text
+from ._runtime import Failures
 from .connection import server_of
 from .constants import PRIORITY_NONE
 from .job import GearmanJob, GearmanJobRequest
@@ -95,6 +96,8 @@ class ClientKernel:
         )
         #: the runtime's clock, set by the facade once its runtime exists.
         self.now: Callable[[], float] = _no_clock
+        #: why servers failed to connect, filled by the facade's connects.
+        self.connect_errors: Failures = {}
 
     # ------------------------------------------------------------ requests
 
@@ -179,12 +182,17 @@ class ClientKernel:
         if failure is not None:
             self.raise_undelivered(failure)
 
-    @staticmethod
-    def raise_undelivered(failure: proto.ProtocolError | None) -> None:
+    def raise_undelivered(self, failure: proto.ProtocolError | None) -> None:
         """Raise a request's delivery error (see :func:`gearman_proto.undelivered`)
-        as python-gearman's error, if there is one."""
-        if failure is not None:
-            raise map_error(failure) from failure
+        as python-gearman's error, if there is one; ``ServerUnavailable`` says
+        why the servers failed to connect (a refusal, a TLS handshake)."""
+        if failure is None:
+            return
+        error = map_error(failure)
+        if isinstance(error, errors.ServerUnavailable) and self.connect_errors:
+            reasons = "; ".join(str(reason) for reason in self.connect_errors.values())
+            error = errors.ServerUnavailable(f"{error} ({reasons})")
+        raise error from failure
 
     # -------------------------------------------------------------- status
 

@@ -10,6 +10,7 @@ arrives or a timer is due, run the task functions, call the hooks.
 from __future__ import annotations
 
 import logging
+import ssl
 import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -65,6 +66,10 @@ class GearmanWorker(GearmanConnectionManager):
             blocking runtime runs jobs in the loop's thread, one at a time,
             so it takes 1 only (more would hold jobs it cannot run:
             :class:`gearman.errors.InvalidWorkerState`).
+        ssl_context, server_hostname: TLS on every connection, as for
+            :class:`gearman.GearmanClient`; a server whose handshake fails
+            is retried with back-off like one that is down (each failure
+            is logged with its reason), never in plaintext.
     """
 
     #: the I/O runtime (blocking sockets; ``gearman.gevent`` swaps in its own).
@@ -79,8 +84,10 @@ class GearmanWorker(GearmanConnectionManager):
         send_exceptions: bool = False,
         epoch_poll_interval: float | None = None,
         max_jobs: int = 1,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
-        super().__init__(host_list)
+        super().__init__(host_list, ssl_context=ssl_context, server_hostname=server_hostname)
         slots = type(self).runtime_factory.job_slots
         if slots is not None and max_jobs > slots:
             raise errors.InvalidWorkerState(
@@ -107,6 +114,7 @@ class GearmanWorker(GearmanConnectionManager):
             shared=False,
             keepalive=keepalive,
             connect_timeout=connect_timeout,
+            tls=self._tls,
         )
         self._kernel.now = self._io.now
         self._continue = True
