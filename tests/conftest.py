@@ -17,6 +17,9 @@ import pytest
 
 from devtools.gearmand import Gearmand, GearmandFactory, find_gearmand
 
+#: TLS certificates and stunnel in front of gearmand (tests/_tls.py).
+pytest_plugins = ["_tls"]
+
 
 @pytest.fixture(scope="session")
 def gearmand_path() -> str:
