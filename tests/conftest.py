@@ -16,5 +16,6 @@ bears the module's name, so pytest registers the plugin once either way
 
 from __future__ import annotations
 
-# The fault proxy (``fault_proxy``) is a plugin module of the suite: tests/_faults.py.
-pytest_plugins = ["pytest_gearman", "_faults"]
+# The fault proxy (``fault_proxy``, tests/_faults.py) and TLS certificates with
+# stunnel in front of gearmand (tests/_tls.py) are plugin modules of the suite.
+pytest_plugins = ["pytest_gearman", "_faults", "_tls"]

@@ -17,7 +17,7 @@ import gearman_proto as proto
 
 from . import errors
 from ._common import unreachable
-from ._runtime import AsyncRuntime, deadline_after
+from ._runtime import AsyncRuntime, Failures, deadline_after
 
 __all__ = [
     "connect",
@@ -45,13 +45,20 @@ async def connect(
     session: proto.ClientSession | proto.WorkerSession,
     server: proto.ServerAddress,
     deadline: float | None,
+    failures: Failures | None = None,
 ) -> None:
-    """Connect *server* by *deadline* and tell the session how it went."""
+    """Connect *server* by *deadline* and tell the session how it went; a
+    failure is logged, and kept in *failures* until the server connects."""
     try:
         await runtime.connect(server, functools.partial(session.connection_made, server), deadline)
     except errors.ConnectionError as error:
         logger.warning("%s", error)
         session.connect_failed(server, runtime.now())
+        if failures is not None:
+            failures[server] = error
+    else:
+        if failures:
+            failures.pop(server, None)
 
 
 async def connect_first(
@@ -68,11 +75,14 @@ async def connect_first(
 
 
 async def connect_wanted(
-    runtime: AsyncRuntime, session: proto.ClientSession, deadline: float | None
+    runtime: AsyncRuntime,
+    session: proto.ClientSession,
+    deadline: float | None,
+    failures: Failures | None = None,
 ) -> None:
     """Open every connection the session waits for, in its order, by *deadline*."""
     while (server := session.connection_wanted(runtime.now())) is not None:
-        await connect(runtime, session, server, deadline)
+        await connect(runtime, session, server, deadline, failures)
 
 
 async def wait_connecting(
@@ -81,12 +91,13 @@ async def wait_connecting(
     done: Callable[[], bool],
     deadline: float | None,
     watch: Collection[object] = (),
+    failures: Failures | None = None,
 ) -> bool:
     """Wait until *done()* or *deadline*, connecting whatever the session asks for
     meanwhile (requests resent after a lost connection, status queries)."""
     while True:
         if session.wants_connection:
-            await connect_wanted(runtime, session, deadline)
+            await connect_wanted(runtime, session, deadline, failures)
         runtime.flush()
         if await runtime.wait(done, deadline, watch):
             return True

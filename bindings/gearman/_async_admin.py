@@ -10,7 +10,7 @@ several tasks take turns, so every reply answers the command it belongs to.
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import gearman_proto as proto
 
@@ -35,6 +35,9 @@ from ._shapes import JobRow, PriorityRow, StatusRow, UniqueRow, WorkerRow
 from .connection_manager import AsyncGearmanConnectionManager
 from .constants import DEFAULT_ADMIN_CLIENT_TIMEOUT
 
+if TYPE_CHECKING:  # the type only: the runtime does the TLS
+    import ssl
+
 __all__ = ["AsyncGearmanAdminClient"]
 
 _C = proto.AdminCommand
@@ -46,7 +49,8 @@ class AsyncGearmanAdminClient(AsyncGearmanConnectionManager):
     """Queries and controls one gearmand; see :class:`gearman.GearmanAdminClient`.
 
     Every command is a coroutine; *open_stream* opens the link's stream
-    (the runtime's default: TCP).
+    (the runtime's default: TCP; not with TLS: ``ssl_context`` and
+    ``server_hostname`` as for the sync admin client).
     """
 
     _misuse = errors.InvalidAdminClientState
@@ -60,8 +64,15 @@ class AsyncGearmanAdminClient(AsyncGearmanConnectionManager):
         *,
         connect_timeout: float | None = 5.0,
         open_stream: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
-        super().__init__(host_list)
+        super().__init__(
+            host_list,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+            open_stream=open_stream,
+        )
         self.poll_timeout = poll_timeout
         self.connect_timeout = connect_timeout
         self._kernel = AdminKernel(self.servers)
@@ -70,6 +81,7 @@ class AsyncGearmanAdminClient(AsyncGearmanConnectionManager):
             keepalive=True,
             connect_timeout=connect_timeout,
             open_stream=open_stream,
+            tls=self._tls,
         )
         self._turn: Any = None  # the runtime's lock, made on first use
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gearman_proto as proto
 
@@ -30,6 +30,9 @@ from .connection import GearmanConnection
 from .connection_manager import AsyncGearmanConnectionManager
 from .constants import MAX_UPDATE_BYTES, PRIORITY_NONE, RANDOM_UNIQUE_BYTES
 from .job import GearmanJob, GearmanJobRequest, UpdateCallback, UpdatePolicy
+
+if TYPE_CHECKING:  # the type only: the runtime does the TLS
+    import ssl
 
 __all__ = ["AsyncGearmanClient"]
 
@@ -45,8 +48,9 @@ CLOSE_GRACE = 1.0
 class AsyncGearmanClient(AsyncGearmanConnectionManager):
     """Submits jobs and follows them, from any number of tasks at once.
 
-    Arguments as :class:`gearman.GearmanClient`, plus *open_stream*: how a
-    link's stream is opened (the runtime's default: TCP).  Use it with
+    Arguments as :class:`gearman.GearmanClient` (``ssl_context`` and
+    ``server_hostname`` included), plus *open_stream*: how a link's stream
+    is opened (the runtime's default: TCP; not with TLS).  Use it with
     ``async with``, or call :meth:`aclose`.
     """
 
@@ -72,8 +76,15 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
         max_update_bytes: int | None = MAX_UPDATE_BYTES,
         on_update: UpdateCallback | None = None,
         open_stream: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
-        super().__init__(host_list)
+        super().__init__(
+            host_list,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+            open_stream=open_stream,
+        )
         self.random_unique_bytes = random_unique_bytes
         self.connect_timeout = connect_timeout
         self.submit_timeout = submit_timeout
@@ -95,6 +106,7 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
             keepalive=keepalive,
             connect_timeout=connect_timeout,
             open_stream=open_stream,
+            tls=self._tls,
         )
         self._kernel.now = self._io.now
 
@@ -210,7 +222,7 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
     async def send_job_request(self, current_request: GearmanJobRequest) -> GearmanJobRequest:
         """Send one request (connecting if needed) without waiting for an answer."""
         self._kernel.submit([current_request], self.data_encoder)
-        await connect_wanted(self._io, self._session, None)
+        await connect_wanted(self._io, self._session, None, self._kernel.connect_errors)
         self._io.flush()
         self._kernel.raise_undelivered(proto.undelivered([current_request]))
         return current_request
@@ -271,7 +283,9 @@ class AsyncGearmanClient(AsyncGearmanConnectionManager):
     async def _wait(
         self, done: Callable[[], bool], deadline: float | None, watch: Collection[object]
     ) -> bool:
-        return await wait_connecting(self._io, self._session, done, deadline, watch)
+        return await wait_connecting(
+            self._io, self._session, done, deadline, watch, self._kernel.connect_errors
+        )
 
     async def _wait_queries(
         self, queries: list[proto.StatusQuery], poll_timeout: float | None

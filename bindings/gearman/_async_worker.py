@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import errors
 from ._async import connect, deadline_after, maybe_await
@@ -30,6 +30,9 @@ from .connection import GearmanConnection
 from .connection_manager import AsyncGearmanConnectionManager
 from .constants import LIVENESS_INTERVAL, LIVENESS_TIMEOUT, POLL_TIMEOUT_IN_SECONDS
 from .job import GearmanJob
+
+if TYPE_CHECKING:  # the type only: the runtime does the TLS
+    import ssl
 
 __all__ = ["AsyncGearmanWorker"]
 
@@ -54,7 +57,8 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
     Args:
         max_jobs: jobs run at once over all servers; the worker asks for a
             job only when it has room for one.
-        open_stream: how a link's stream is opened (the runtime's default: TCP).
+        open_stream: how a link's stream is opened (the runtime's default:
+            TCP; not with TLS: ``ssl_context``, as for the sync worker).
 
     Leaving :meth:`work` gracefully (:meth:`stop`, or a hook returning
     False) finishes the jobs in hand and grabs no more.  Cancelling
@@ -79,8 +83,15 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         liveness_timeout: float = LIVENESS_TIMEOUT,
         reducer_info: bool = False,
         open_stream: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
-        super().__init__(host_list)
+        super().__init__(
+            host_list,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+            open_stream=open_stream,
+        )
         self.max_jobs = max_jobs
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
@@ -105,6 +116,7 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
             keepalive=keepalive,
             connect_timeout=connect_timeout,
             open_stream=open_stream,
+            tls=self._tls,
         )
         self._kernel.now = self._io.now
         self._continue = True

@@ -1,14 +1,16 @@
 """The asyncio runtime: one reader and one writer task per link, waiters parked on events.
 
-Owns: opening links (``asyncio.open_connection``, or any stream pair from a
-user's ``open_stream``), the reader and writer tasks of each link,
-deadlines (``poll_timeout``) and cancellation in asyncio's idiom
-(``asyncio.wait_for``, ``asyncio.timeout``, ``Task.cancel``), and the task
-group jobs run in.  What the tasks share with every other runtime (the
-bytes owed, events to the sink, giving a link up, stalled writes) is
-:mod:`gearman._links`.  Standard library only; runs on any event loop that
-implements asyncio's (uvloop included).  Makes no protocol decision
-(``gearman_proto``) and shapes nothing (the kernel).
+Owns: opening links (``asyncio.open_connection``, over a socket connected
+first for a TLS link so that the handshake is told apart from the TCP
+connect, or any stream pair from a user's ``open_stream``), the reader
+and writer tasks of each link, deadlines (``poll_timeout``) and
+cancellation in asyncio's idiom (``asyncio.wait_for``, ``asyncio.timeout``,
+``Task.cancel``), and the task group jobs run in.  What the tasks share
+with every other runtime (the bytes owed, events to the sink, giving a
+link up, stalled writes) is :mod:`gearman._links`.  Standard library
+only; runs on any event loop that implements asyncio's (uvloop included).
+Makes no protocol decision (``gearman_proto``) and shapes nothing (the
+kernel).
 
 A cancelled task only ever ends its own wait; a write is cancelled only by
 giving the link up, which goes through the core (``send_failed``) like any
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine
 from typing import Any, TypeVar
 
@@ -27,8 +30,9 @@ import gearman_proto as proto
 
 from . import errors
 from ._links import Link, LinkedRuntime, Links
-from ._runtime import AnyConnection, EventSink, connect_limit
+from ._runtime import AnyConnection, EventSink, TlsSettings, connect_limit
 from ._sockets import tune
+from ._tls import Target, Tls, connect_timed_out, handshake_failed
 
 __all__ = ["READ_SIZE", "AsyncioRuntime", "OpenStream", "open_tcp_stream"]
 
@@ -49,6 +53,44 @@ OpenStream = Callable[[proto.ServerAddress], Awaitable[Streams]]
 async def open_tcp_stream(server: proto.ServerAddress) -> Streams:
     """A TCP stream pair to *server*, with a read buffer fit for large payloads."""
     return await asyncio.open_connection(server.host, server.port, limit=READ_SIZE)
+
+
+async def _open_tls_stream(
+    server: proto.ServerAddress, target: Target, handshaking: list[Target]
+) -> Streams:
+    """A TLS stream pair to *server*: TCP first (each address in turn), then
+    the handshake, which puts *target* in *handshaking* when it starts.
+
+    Raises:
+        gearman.errors.TlsError: the handshake failed.
+        OSError: no TCP connection.
+    """
+    loop = asyncio.get_running_loop()
+    addresses = await loop.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
+    failure = OSError(f"no address for {server.host!r}")
+    for family, kind, number, _, address in addresses:
+        sock = socket.socket(family, kind, number)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+        except OSError as error:
+            sock.close()
+            failure = error
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        handshaking.append(target)
+        try:
+            return await asyncio.open_connection(
+                sock=sock,
+                ssl=target.context,
+                server_hostname=target.server_hostname,
+                limit=READ_SIZE,
+            )
+        except (OSError, ValueError) as error:  # the transport closed the socket
+            raise handshake_failed(server, target, error) from error
+    raise failure
 
 
 class _AsyncioLink(Link):
@@ -87,6 +129,7 @@ class AsyncioRuntime(LinkedRuntime):
         connect_timeout: the cap of one connect (None: only the deadline).
         open_stream: opens a link's ``(StreamReader, StreamWriter)`` (default:
             TCP to the server); TLS or any other transport will do.
+        tls: which links are TLS (asyncio's TLS transport; None: none).
     """
 
     def __init__(
@@ -96,9 +139,11 @@ class AsyncioRuntime(LinkedRuntime):
         keepalive: bool = True,
         connect_timeout: float | None = 5.0,
         open_stream: OpenStream | None = None,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.keepalive = keepalive
         self.connect_timeout = connect_timeout
+        self._tls = Tls(tls)
         self._open_stream: OpenStream = open_stream or open_tcp_stream
         self._links = Links(on_event)
         self._connecting: dict[proto.ServerAddress, asyncio.Lock] = {}
@@ -116,36 +161,52 @@ class AsyncioRuntime(LinkedRuntime):
         connection: Callable[[], AnyConnection],
         deadline: float | None,
     ) -> None:
-        """Open a link to *server* by *deadline* (and within ``connect_timeout``).
+        """Open a link to *server* by *deadline* (and within ``connect_timeout``),
+        the TLS handshake included.
 
-        Raises :class:`gearman.errors.ConnectionError`.
+        Raises :class:`gearman.errors.ConnectionError`
+        (:class:`gearman.errors.TlsError`: the handshake failed).
         """
         now = self.now()
         limit = connect_limit(now, deadline, self.connect_timeout)
+        handshaking: list[Target] = []  # the target, once the TLS handshake began
         try:
             await asyncio.wait_for(
-                self._connect(server, connection), None if limit is None else max(0.0, limit - now)
+                self._connect(server, connection, handshaking),
+                None if limit is None else max(0.0, limit - now),
             )
         except asyncio.TimeoutError:
-            raise errors.ConnectionError(f"cannot connect to {server}: timed out") from None
+            raise connect_timed_out(server, handshaking[0] if handshaking else None) from None
+        except errors.ConnectionError:
+            raise  # a TlsError: said already
         except OSError as error:
             raise errors.ConnectionError(f"cannot connect to {server}: {error}") from error
 
     async def _connect(
-        self, server: proto.ServerAddress, connection: Callable[[], AnyConnection]
+        self,
+        server: proto.ServerAddress,
+        connection: Callable[[], AnyConnection],
+        handshaking: list[Target],
     ) -> None:
         lock = self._connecting.setdefault(server, asyncio.Lock())
         async with lock:  # one connect per server at a time: no duplicate links
             if server in self._links:
                 return  # another task connected it meanwhile
-            streams = await self._open_stream(server)
+            target = self._tls.target(server)
+            if target is None:
+                streams = await self._open_stream(server)
+            else:
+                streams = await _open_tls_stream(server, target, handshaking)
             try:
                 sock = streams[1].get_extra_info("socket")
                 if sock is not None:
                     tune(sock, self.keepalive)
                 # drain() then means "handed to the kernel", so ``written``
-                # counts no byte that still sits in the transport's buffer.
-                streams[1].transport.set_write_buffer_limits(0)
+                # counts no byte that still sits in the transport's buffer.  A
+                # TLS transport pauses at size >= high (a plain one at > high):
+                # 0 would pause it for good.
+                tls = streams[1].get_extra_info("sslcontext") is not None
+                streams[1].transport.set_write_buffer_limits(1 if tls else 0)
             except OSError:
                 streams[1].close()
                 raise

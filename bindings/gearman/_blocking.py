@@ -1,13 +1,17 @@
 """The blocking runtime: non-blocking sockets and poll(2) in the caller's thread.
 
 Owns: opening TCP links (IPv4 or IPv6, bounded by the caller's deadline and
-``connect_timeout``, TCP_NODELAY, keepalive), writing what the core queued
-without ever blocking in ``send``, reading many packets per ``recv``, and
-the one wait loop (:meth:`BlockingRuntime.wait`).  Several threads may
-share one object: whichever thread waits reads for all of them and hands
-every event to the kernel, the others sleep on a condition until their own
-condition holds (httpcore's HTTP/2 pattern).  Makes no protocol decision:
-those live in ``gearman_proto``.
+``connect_timeout``, TCP_NODELAY, keepalive) and TLS links (the handshake
+on the non-blocking socket, within the same deadline), writing what the
+core queued without ever blocking in ``send``, reading many packets per
+``recv``, and the one wait loop (:meth:`BlockingRuntime.wait`).  A TLS
+link reads until the SSL object holds nothing more (poll(2) cannot see the
+bytes it decrypted already), and follows the SSL object when a read must
+wait for the socket to take bytes or a write for bytes to arrive.  Several
+threads may share one object: whichever thread waits reads for all of them
+and hands every event to the kernel, the others sleep on a condition until
+their own condition holds (httpcore's HTTP/2 pattern).  Makes no protocol
+decision: those live in ``gearman_proto``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import logging
 import os
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -28,8 +33,9 @@ from typing import Any, ClassVar, TypeVar
 import gearman_proto as proto
 
 from . import errors
-from ._runtime import AnyConnection, EventSink, connect_limit, take_events
+from ._runtime import AnyConnection, EventSink, TlsSettings, connect_limit, take_events
 from ._sockets import tune
+from ._tls import Target, Tls, handshake_failed
 
 __all__ = ["READ_SIZE", "BlockingRuntime"]
 
@@ -56,7 +62,18 @@ _IN_OUT = select.POLLIN | select.POLLOUT
 class _Link:
     """One socket, its core connection, and the bytes not written yet."""
 
-    __slots__ = ("backlog", "connection", "fd", "out", "server", "sock")
+    __slots__ = (
+        "backlog",
+        "connection",
+        "fd",
+        "mask",
+        "out",
+        "read_waits_write",
+        "server",
+        "sock",
+        "tls",
+        "write_waits_read",
+    )
 
     def __init__(
         self, server: proto.ServerAddress, sock: socket.socket, connection: AnyConnection
@@ -69,6 +86,14 @@ class _Link:
         self.out: bytes | memoryview = b""
         #: ... and what the core queued after them, joined when ``out`` is sent.
         self.backlog: list[bytes] = []
+        #: the poll(2) events watched.
+        self.mask = _IN
+        #: a TLS socket: its SSL object may hold bytes poll(2) does not see ...
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        #: ... a read it must retry once the socket is writable ...
+        self.read_waits_write = False
+        #: ... and a write it must retry once it has read.
+        self.write_waits_read = False
 
 
 class BlockingRuntime:
@@ -79,6 +104,7 @@ class BlockingRuntime:
         shared: several threads may use the object at once.
         keepalive: TCP keepalive on every link.
         connect_timeout: the cap of one connect (None: only the deadline).
+        tls: which links are TLS (None: none).
     """
 
     def __init__(
@@ -88,10 +114,12 @@ class BlockingRuntime:
         shared: bool = False,
         keepalive: bool = True,
         connect_timeout: float | None = 5.0,
+        tls: TlsSettings | None = None,
     ) -> None:
         self._on_event = on_event
         self.keepalive = keepalive
         self.connect_timeout = connect_timeout
+        self._tls = Tls(tls)
         self._links: dict[proto.ServerAddress, _Link] = {}
         self._by_fd: dict[int, _Link] = {}
         # poll(2): no descriptor limit (select's 1024), cheap for a few sockets.
@@ -142,9 +170,12 @@ class BlockingRuntime:
         """Connect to *server* by *deadline* (and within ``connect_timeout``).
 
         Every address ``getaddrinfo`` returns is tried in turn until the
-        time is up.  Raises :class:`gearman.errors.ConnectionError`.
+        time is up; a TLS link then shakes hands on the first one that
+        connected.  Raises :class:`gearman.errors.ConnectionError`
+        (:class:`gearman.errors.TlsError` when the handshake fails).
         """
         limit = connect_limit(time.monotonic(), deadline, self.connect_timeout)
+        target = self._tls.target(server)
         try:
             addresses = _resolve(server, limit)
         except OSError as error:
@@ -158,6 +189,8 @@ class BlockingRuntime:
                 sock.close()
                 raise
             if reason is None:
+                if target is not None:
+                    sock = _handshake(server, sock, target, limit)
                 self.attach(server, sock, connection())
                 return
             sock.close()
@@ -173,7 +206,8 @@ class BlockingRuntime:
         link, a Unix socket, one end of a socket pair), as the link to *server*.
 
         The socket is made non-blocking and, if it is TCP, tuned like the
-        links :meth:`connect` opens.
+        links :meth:`connect` opens; an ``ssl.SSLSocket`` (its handshake
+        done) is served as a TLS link.
         """
         sock.setblocking(False)
         tune(sock, self.keepalive)
@@ -293,6 +327,9 @@ class BlockingRuntime:
                         with contextlib.suppress(BlockingIOError):
                             self._wake_in.recv(4096)
                     continue
+                if link.tls:
+                    self._tls_ready(link, mask)
+                    continue
                 if mask & select.POLLOUT and link.out:
                     self._write(link, b"")
                     if link.server not in self._links:
@@ -314,16 +351,72 @@ class BlockingRuntime:
         except OSError as error:
             logger.warning("%s: read failed: %s", link.server, error)
             size = 0
-        connection = link.connection
         if not size:
-            self._remove(link)
-            self._endings += 1
-            if connection.state is proto.ConnectionState.OPEN:
-                self._feed(link, b"")
-            else:
-                self._on_event(link.server, connection.abandon())
+            self._end(link)
             return
         self._feed(link, self._read_view[:size].tobytes())
+
+    def _end(self, link: _Link) -> None:
+        """The peer ended *link* (or reading it failed): the core hears of it."""
+        self._remove(link)
+        self._endings += 1
+        connection = link.connection
+        if connection.state is proto.ConnectionState.OPEN:
+            self._feed(link, b"")
+        else:
+            self._on_event(link.server, connection.abandon())
+
+    def _tls_ready(self, link: _Link, mask: int) -> None:
+        """poll(2) reported *mask* on a TLS link: write what waits if the socket
+        takes bytes, and read if bytes arrived or a read waited for POLLOUT."""
+        if mask & select.POLLOUT and link.out and not link.write_waits_read:
+            self._write(link, b"")
+            if self._links.get(link.server) is not link:
+                return
+        if mask & ~select.POLLOUT or link.read_waits_write:
+            self._read_tls(link)
+
+    def _read_tls(self, link: _Link) -> None:
+        """Read a TLS link until its SSL object has nothing more to give.
+
+        One record is decrypted per ``recv``; bytes the SSL object has taken
+        from the socket already are invisible to poll(2), so the reads go on
+        until the SSL object wants more from the socket (or the buffer is
+        full, then once more).
+        """
+        sock = link.sock
+        view = self._read_view
+        while True:
+            size = 0
+            ended = False
+            link.read_waits_write = False
+            try:
+                while size < READ_SIZE:
+                    got = sock.recv_into(view[size:])
+                    if not got:
+                        ended = True
+                        break
+                    size += got
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLWantWriteError:  # the SSL object must send first
+                link.read_waits_write = True
+            except OSError as error:  # an alert (a refused client certificate), a reset
+                logger.warning("%s: read failed: %s", link.server, error)
+                ended = True
+            if size:
+                self._feed(link, view[:size].tobytes())
+                if self._links.get(link.server) is not link:
+                    return  # a protocol error ended it
+            if ended:
+                self._end(link)
+                return
+            if size < READ_SIZE:
+                break
+        if link.write_waits_read and link.out:
+            self._write(link, b"")  # what waited for this read
+        else:
+            self._watch(link)
 
     def _feed(self, link: _Link, data: bytes) -> None:
         connection = link.connection
@@ -368,6 +461,7 @@ class BlockingRuntime:
         else:
             head = data
         sock = link.sock
+        link.write_waits_read = False
         try:
             while True:
                 sent = sock.send(head)
@@ -379,16 +473,29 @@ class BlockingRuntime:
                     break
                 head = b"".join(link.backlog)
                 link.backlog.clear()
-        except BlockingIOError:
-            pass
+        except (BlockingIOError, ssl.SSLWantWriteError):
+            pass  # a TLS write is retried with the same bytes, as OpenSSL wants
+        except ssl.SSLWantReadError:  # a TLS link must read first: _read_tls retries
+            link.write_waits_read = True
         except OSError as error:
             logger.warning("%s: write failed: %s", link.server, error)
             self._give_up(link, link.connection.send_failed())
             return
         link.out = head
-        if bool(head) != had_out:
-            self._poll.modify(link.fd, _IN_OUT if head else _IN)
-            if head:
+        self._watch(link)
+
+    def _watch(self, link: _Link) -> None:
+        """Poll *link* for POLLOUT too while it has bytes the socket did not
+        take, or a TLS read waits to send."""
+        mask = (
+            _IN_OUT
+            if (link.out and not link.write_waits_read) or link.read_waits_write
+            else _IN
+        )
+        if mask != link.mask:
+            link.mask = mask
+            self._poll.modify(link.fd, mask)
+            if mask == _IN_OUT:
                 self.wake()
 
     def _fail_stalled(self) -> None:
@@ -440,18 +547,69 @@ def _resolve(server: proto.ServerAddress, limit: float | None) -> list[Any]:
     return result
 
 
+def _ready(fd: int, events: int, limit: float | None) -> bool:
+    """Wait until *fd* has one of the poll(2) *events*; False if *limit* came first."""
+    poller = select.poll()
+    poller.register(fd, events)
+    while True:
+        timeout = None if limit is None else max(0.0, limit - time.monotonic()) * 1000.0
+        if poller.poll(timeout):
+            return True
+        if limit is not None and time.monotonic() >= limit:
+            return False
+
+
 def _connect(sock: socket.socket, address: Any, limit: float | None) -> str | None:
     """Connect the non-blocking *sock* by *limit*; None when connected, else why not."""
     sock.setblocking(False)
     code = sock.connect_ex(address)
     if code in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLOUT)
-        while True:
-            timeout = None if limit is None else max(0.0, limit - time.monotonic()) * 1000.0
-            if poller.poll(timeout):
-                break
-            if limit is not None and time.monotonic() >= limit:
-                return "timed out"
+        if not _ready(sock.fileno(), select.POLLOUT, limit):
+            return "timed out"
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     return os.strerror(code) if code else None
+
+
+def _handshake(
+    server: proto.ServerAddress, sock: socket.socket, target: Target, limit: float | None
+) -> ssl.SSLSocket:
+    """The TLS socket over the connected non-blocking *sock*, its handshake
+    done by *limit*; *sock* is closed when it fails.
+
+    Raises:
+        gearman.errors.TlsError: the handshake failed or did not end in time.
+    """
+    try:
+        tls = target.context.wrap_socket(
+            sock, server_hostname=target.server_hostname, do_handshake_on_connect=False
+        )
+    except (OSError, ValueError) as error:  # a context that cannot make client sockets
+        sock.close()
+        raise handshake_failed(server, target, error) from error
+    try:
+        done = _shake_hands(tls, limit)
+    except OSError as error:  # ssl.SSLError included
+        tls.close()
+        raise handshake_failed(server, target, error) from error
+    except BaseException:
+        tls.close()
+        raise
+    if not done:
+        tls.close()
+        raise handshake_failed(server, target, None)
+    return tls
+
+
+def _shake_hands(tls: ssl.SSLSocket, limit: float | None) -> bool:
+    """Run the handshake of the non-blocking *tls*; False if *limit* came first."""
+    while True:
+        try:
+            tls.do_handshake()
+        except ssl.SSLWantReadError:
+            events = select.POLLIN
+        except ssl.SSLWantWriteError:
+            events = select.POLLOUT
+        else:
+            return True
+        if not _ready(tls.fileno(), events, limit):
+            return False

@@ -25,6 +25,7 @@ from ._common import (
     random_unique,
     text,
 )
+from ._runtime import Failures
 from ._shapes import HandleStatus, QueryStatus, UniqueStatus
 from .connection import server_of
 from .constants import PRIORITY_NONE
@@ -114,6 +115,8 @@ class ClientKernel:
             raise map_error(error) from error
         #: the runtime's clock, set by the facade once its runtime exists.
         self.now: Callable[[], float] = _no_clock
+        #: why servers failed to connect, filled by the facade's connects.
+        self.connect_errors: Failures = {}
 
     # ------------------------------------------------------------ requests
 
@@ -214,12 +217,17 @@ class ClientKernel:
         if failure is not None:
             self.raise_undelivered(failure)
 
-    @staticmethod
-    def raise_undelivered(failure: proto.ProtocolError | None) -> None:
+    def raise_undelivered(self, failure: proto.ProtocolError | None) -> None:
         """Raise a request's delivery error (see :func:`gearman_proto.undelivered`)
-        as python-gearman's error, if there is one."""
-        if failure is not None:
-            raise map_error(failure) from failure
+        as python-gearman's error, if there is one; ``ServerUnavailable`` says
+        why the servers failed to connect (a refusal, a TLS handshake)."""
+        if failure is None:
+            return
+        error = map_error(failure)
+        if isinstance(error, errors.ServerUnavailable) and self.connect_errors:
+            reasons = "; ".join(str(reason) for reason in self.connect_errors.values())
+            error = errors.ServerUnavailable(f"{error} ({reasons})")
+        raise error from failure
 
     # -------------------------------------------------------------- status
 

@@ -2,8 +2,9 @@
 
 Owns: payload encoders and what their output must be, the str/bytes rules
 for names, the python-gearman priority spelling, request status
-dictionaries, and the one table that maps core errors to python-gearman
-error classes (with their ``ValueError`` / ``TypeError`` flavours).
+dictionaries, the host list (with which links are TLS), and the one table
+that maps core errors to python-gearman error classes (with their
+``ValueError`` / ``TypeError`` flavours).
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gearman_proto as proto
 
 from . import errors
+from ._runtime import CertFiles, TlsSettings
 from .constants import PRIORITY_HIGH, PRIORITY_LOW, PRIORITY_NONE
+
+if TYPE_CHECKING:  # the type only: no TLS is done here
+    import ssl
 
 __all__ = [
     "TEXT",
@@ -24,6 +29,7 @@ __all__ = [
     "NoopEncoder",
     "encode_payload",
     "from_priority",
+    "host_entries",
     "invalid_type",
     "invalid_value",
     "job_status",
@@ -32,6 +38,7 @@ __all__ = [
     "parse_host_list",
     "random_unique",
     "text",
+    "tls_settings",
     "to_priority",
 ]
 
@@ -192,6 +199,42 @@ def from_priority(priority: proto.Priority) -> str | None:
     return _FROM_PRIORITY[priority]
 
 
+#: python-gearman master's TLS keys of a host dict: all of them, or none.
+TLS_KEYS = ("keyfile", "certfile", "ca_certs")
+
+
+def host_entries(
+    host_list: str | tuple[str, int] | list[Any] | None, misuse: Misuse = errors.GearmanError
+) -> list[Any]:
+    """The entries of python-gearman's ``host_list`` (see :func:`parse_host_list`),
+    as a list: read once, also when it is an iterator.
+
+    Raises:
+        GearmanError: *misuse*'s ``TypeError`` flavour: not a list of entries.
+    """
+    if host_list is None:
+        return ["localhost"]
+    if isinstance(host_list, (str, tuple)):
+        return [host_list]
+    try:
+        return list(host_list)
+    except TypeError:
+        raise invalid_type(misuse, f"bad host_list {host_list!r}") from None
+
+
+def _address(entry: Any, misuse: Misuse = errors.GearmanError) -> proto.ServerAddress:
+    if isinstance(entry, dict):
+        if "host" not in entry:
+            raise invalid_value(misuse, f"host_list entry {entry!r} has no 'host'")
+        spec = (entry["host"], entry.get("port", proto.DEFAULT_PORT))
+    else:
+        spec = entry
+    try:
+        return proto.parse_server(spec)
+    except proto.LocalValueError as error:
+        raise map_error(error, misuse) from error
+
+
 def parse_host_list(
     host_list: str | tuple[str, int] | list[Any] | None,
     misuse: Misuse = errors.GearmanError,
@@ -199,7 +242,8 @@ def parse_host_list(
     """Server addresses from python-gearman's ``host_list``.
 
     Entries: ``"host"``, ``"host:port"``, ``"[v6]:port"``, ``(host, port)``
-    or a dict with ``host`` and ``port``.  A single string is one server;
+    or a dict with ``host`` and ``port`` (and python-gearman master's TLS
+    keys, see :func:`tls_settings`).  A single string is one server;
     None is ``localhost:4730``; an empty list is no server at all (accepted,
     as python-gearman did: using the object then raises ``ServerUnavailable``).
     Ports are 1 to 65535 in ASCII digits (the core's rule).
@@ -208,30 +252,51 @@ def parse_host_list(
         GearmanError: *misuse*'s ``ValueError`` flavour (``InvalidValue``
             without a role) for an entry that names no server.
     """
-    if host_list is None:
-        entries: list[Any] = ["localhost"]
-    elif isinstance(host_list, (str, tuple)):
-        entries = [host_list]
-    else:
-        try:
-            entries = list(host_list)
-        except TypeError:
-            raise invalid_type(misuse, f"bad host_list {host_list!r}") from None
     servers = []
-    for entry in entries:
-        if isinstance(entry, dict):
-            if "host" not in entry:
-                raise invalid_value(misuse, f"host_list entry {entry!r} has no 'host'")
-            spec = (entry["host"], entry.get("port", proto.DEFAULT_PORT))
-        else:
-            spec = entry
-        try:
-            address = proto.parse_server(spec)
-        except proto.LocalValueError as error:
-            raise map_error(error, misuse) from error
+    for entry in host_entries(host_list, misuse):
+        address = _address(entry, misuse)
         if address not in servers:
             servers.append(address)
     return servers
+
+
+def tls_settings(
+    host_list: str | tuple[str, int] | list[Any] | None,
+    ssl_context: ssl.SSLContext | None,
+    server_hostname: str | None,
+    open_stream: object = None,
+) -> TlsSettings | None:
+    """The TLS a facade's arguments ask for (None: every link in plaintext).
+
+    *ssl_context* makes every link TLS; a host dict that names
+    ``keyfile``, ``certfile`` and ``ca_certs`` (python-gearman master's
+    entry) makes its server's link TLS with a context built from those
+    files, which verifies the server's certificate and host name.
+
+    Raises:
+        TlsError: a host dict with only some of the TLS keys (python-gearman
+            master then fell back to plaintext); *server_hostname* without
+            any TLS link; TLS with *open_stream* (a custom transport does
+            its own TLS).
+    """
+    files: dict[proto.ServerAddress, CertFiles] = {}
+    for entry in host_entries(host_list):
+        if not isinstance(entry, dict) or not any(entry.get(key) for key in TLS_KEYS):
+            continue
+        if not all(entry.get(key) for key in TLS_KEYS):
+            raise errors.TlsError(
+                f"host entry {entry!r}: TLS needs all of keyfile, certfile and ca_certs"
+            )
+        files[_address(entry)] = CertFiles(*(os.fspath(entry[key]) for key in TLS_KEYS))
+    if ssl_context is None and not files:
+        if server_hostname is not None:
+            raise errors.TlsError("server_hostname= names a certificate: give ssl_context= too")
+        return None
+    if open_stream is not None:
+        raise errors.TlsError(
+            "open_stream= makes the whole transport: do the TLS there, or leave it out"
+        )
+    return TlsSettings(ssl_context, server_hostname, files)
 
 
 def job_status(numerator: bytes | None) -> int:

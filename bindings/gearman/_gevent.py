@@ -1,7 +1,8 @@
 """The gevent runtime: one reader and one writer greenlet per link, waiters parked on events.
 
 Owns: opening links on gevent's own sockets (so it is cooperative with or
-without ``gevent.monkey.patch_all()``), the reader greenlet that feeds each
+without ``gevent.monkey.patch_all()``; a TLS link on gevent's SSL socket,
+whatever the caller's ``ssl.SSLContext``), the reader greenlet that feeds each
 link's bytes to its core connection and hands the events on, the writer
 greenlet that sends what the core queued, deadlines (``gevent.Timeout`` of
 the caller's or ``poll_timeout``), and the greenlets jobs run in.  What the
@@ -30,19 +31,25 @@ import gevent.event
 import gevent.lock
 import gevent.pool
 from gevent import socket as gsocket
+from gevent import ssl as gssl
+from gevent.monkey import get_original
 
 import gearman_proto as proto
 
 from . import errors
 from ._links import Link, LinkedRuntime, Links, chunks
-from ._runtime import AnyConnection, EventSink, connect_limit
+from ._runtime import AnyConnection, EventSink, TlsSettings, connect_limit
 from ._sockets import nonblocking_twin, send_without_waiting, tune
+from ._tls import Target, Tls, connect_timed_out, handshake_failed
 
 __all__ = ["IDLE_CHECK_AFTER", "READ_SIZE", "REFRESH_LIMIT", "GeventRuntime"]
 
 logger = logging.getLogger("gearman.io")
 
 T = TypeVar("T")
+
+#: the system's select(2), patched or not: a zero-timeout look, no switch to the hub.
+_select = get_original("select", "select")
 
 #: bytes asked of the socket per read: many packets per read.
 READ_SIZE = 256 * 1024
@@ -56,12 +63,17 @@ REFRESH_LIMIT = 0.05
 
 class _GeventLink(Link):
     """A link's socket, its writer's event and its two greenlets, and a plain
-    non-blocking twin of the socket for what the kernel takes at once."""
+    non-blocking twin of the socket for what the kernel takes at once (not
+    on a TLS link: its SSL state is the socket's own)."""
 
     __slots__ = ("greenlets", "raw", "sock", "wanted")
 
     def __init__(
-        self, server: proto.ServerAddress, sock: Any, connection: AnyConnection, raw: socket.socket
+        self,
+        server: proto.ServerAddress,
+        sock: Any,
+        connection: AnyConnection,
+        raw: socket.socket | None,
     ) -> None:
         super().__init__(server, connection)
         self.sock = sock
@@ -74,6 +86,8 @@ class _GeventLink(Link):
 
     def arrived(self) -> bool:
         """Whether bytes, the end or an error wait unread on the socket."""
+        if self.raw is None:  # TLS: bytes decrypted already, or more on the socket
+            return bool(self.sock.pending()) or bool(_select([self.sock], [], [], 0)[0])
         try:
             self.raw.recv(1, socket.MSG_PEEK)
         except BlockingIOError:
@@ -92,7 +106,8 @@ class _GeventLink(Link):
                 greenlet.kill(block=False)
         with contextlib.suppress(OSError):
             self.sock.close()
-        self.raw.close()  # the twin would keep the connection open
+        if self.raw is not None:
+            self.raw.close()  # the twin would keep the connection open
 
 
 class GeventRuntime(LinkedRuntime):
@@ -103,6 +118,7 @@ class GeventRuntime(LinkedRuntime):
         shared: accepted for the interface; greenlets always may share.
         keepalive: TCP keepalive on every link.
         connect_timeout: the cap of one connect (None: only the deadline).
+        tls: which links are TLS (None: none).
     """
 
     def __init__(
@@ -112,9 +128,11 @@ class GeventRuntime(LinkedRuntime):
         shared: bool = False,
         keepalive: bool = True,
         connect_timeout: float | None = 5.0,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.keepalive = keepalive
         self.connect_timeout = connect_timeout
+        self._tls = Tls(tls)
         self._links = Links(on_event)
         self._looked_at = float("-inf")  # when refresh() or a wait last let the hub run
         self._connecting: dict[proto.ServerAddress, gevent.lock.Semaphore] = {}
@@ -135,15 +153,19 @@ class GeventRuntime(LinkedRuntime):
         connection: Callable[[], AnyConnection],
         deadline: float | None,
     ) -> None:
-        """Connect to *server* by *deadline* (and within ``connect_timeout``).
+        """Connect to *server* by *deadline* (and within ``connect_timeout``),
+        the TLS handshake included.
 
-        Raises :class:`gearman.errors.ConnectionError`.
+        Raises :class:`gearman.errors.ConnectionError`
+        (:class:`gearman.errors.TlsError`: the handshake failed).
         """
         limit = connect_limit(time.monotonic(), deadline, self.connect_timeout)
+        target = self._tls.target(server)
         seconds = None if limit is None else max(0.0, limit - time.monotonic())
         timeout = gevent.Timeout(seconds)
         timeout.start()
         lock = self._connecting.setdefault(server, gevent.lock.Semaphore())
+        handshaking: Target | None = None
         try:
             with lock:  # one connect per server at a time: no duplicate links
                 if server in self._links:
@@ -151,10 +173,13 @@ class GeventRuntime(LinkedRuntime):
                 sock = gsocket.create_connection((server.host, server.port))
                 try:
                     tune(sock, self.keepalive)
-                    twin = nonblocking_twin(sock.fileno())
+                    twin = None if target else nonblocking_twin(sock.fileno())
                 except OSError:
                     sock.close()
                     raise
+                if target is not None:
+                    handshaking = target
+                    sock = _handshake(server, sock, target)
                 # Only now, with nothing left to fail, the core learns of the link.
                 link = _GeventLink(server, sock, connection(), twin)
                 self._links.add(link)
@@ -165,7 +190,9 @@ class GeventRuntime(LinkedRuntime):
         except gevent.Timeout as expired:
             if expired is not timeout:
                 raise  # the caller's own gevent.Timeout
-            raise errors.ConnectionError(f"cannot connect to {server}: timed out") from None
+            raise connect_timed_out(server, handshaking) from None
+        except errors.ConnectionError:
+            raise  # a TlsError: said already
         except OSError as error:
             raise errors.ConnectionError(f"cannot connect to {server}: {error}") from error
         finally:
@@ -258,3 +285,35 @@ class GeventRuntime(LinkedRuntime):
     def run_job(self, job: Callable[[T], object], argument: T) -> None:
         """Start ``job(argument)`` in a greenlet; the session's ``max_jobs`` is the limit."""
         self._jobs.spawn(job, argument)
+
+
+def _handshake(server: proto.ServerAddress, sock: Any, target: Target) -> Any:
+    """gevent's SSL socket over the connected *sock*, its handshake done;
+    *sock* is closed when it fails or is interrupted (the connect's timeout).
+
+    gevent's ``SSLSocket`` takes any ``ssl.SSLContext`` as ``_context``, so
+    the caller's context (gevent's own under monkey-patching, the standard
+    library's without) is used as it is.
+
+    Raises:
+        gearman.errors.TlsError: the handshake failed.
+    """
+    try:
+        tls = gssl.SSLSocket(
+            sock=sock,
+            server_hostname=target.server_hostname,
+            do_handshake_on_connect=False,
+            _context=target.context,
+        )
+    except (OSError, ValueError) as error:
+        sock.close()
+        raise handshake_failed(server, target, error) from error
+    try:
+        tls.do_handshake()
+    except OSError as error:  # ssl.SSLError included
+        tls.close()
+        raise handshake_failed(server, target, error) from error
+    except BaseException:
+        tls.close()
+        raise
+    return tls

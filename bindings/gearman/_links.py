@@ -40,6 +40,16 @@ def chunks(data: memoryview) -> Iterator[memoryview]:
         yield data[start : start + WRITE_CHUNK]
 
 
+def _describe(error: BaseException) -> str:
+    """*error*'s message, with what it wraps (trio's ``BrokenResourceError``
+    says nothing of the ``ssl.SSLError`` behind it)."""
+    message = str(error)
+    cause = error.__cause__ or error.__context__
+    if cause is not None:
+        message = f"{message} ({cause!s})" if message else str(cause)
+    return message or type(error).__name__
+
+
 class Link:
     """One link's core side; a runtime subclass adds its stream and tasks."""
 
@@ -215,14 +225,14 @@ class Links:
         """The stream broke while reading: the link is abandoned."""
         if self._links.get(link.server) is not link:
             return  # closed by us meanwhile: the error is its aftermath
-        logger.warning("%s: read failed: %s", link.server, error)
+        logger.warning("%s: read failed: %s", link.server, _describe(error))
         self.give_up(link, link.connection.abandon())
 
     def write_failed(self, link: Link, error: BaseException) -> None:
         """The stream broke while writing: what was handed out did not arrive."""
         if self._links.get(link.server) is not link:
             return  # closed by us meanwhile: the error is its aftermath
-        logger.warning("%s: write failed: %s", link.server, error)
+        logger.warning("%s: write failed: %s", link.server, _describe(error))
         self.give_up(link, link.connection.send_failed())
 
     def close(self, server: proto.ServerAddress) -> None:

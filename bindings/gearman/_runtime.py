@@ -20,21 +20,30 @@ callback as the core connection's own :class:`gearman_proto.ConnectionClosed`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 import gearman_proto as proto
+
+from . import errors
+
+if TYPE_CHECKING:  # the type only: the kernel does no TLS
+    import ssl
 
 __all__ = [
     "AnyConnection",
     "AsyncRuntime",
     "AsyncRuntimeFactory",
+    "CertFiles",
     "Clock",
     "EventSink",
+    "Failures",
     "Runtime",
     "RuntimeFactory",
+    "TlsSettings",
     "connect_limit",
     "deadline_after",
     "take_events",
@@ -50,6 +59,38 @@ AnyConnection = proto.ClientConnection | proto.WorkerConnection | proto.AdminCon
 #: return what the event changed (requests, status queries), so that a runtime
 #: that parks waiters wakes only those watching them (None: say nothing).
 EventSink = Callable[[proto.ServerAddress, proto.Event], "Sequence[object] | None"]
+
+
+#: each server's last connect error, kept while it has not connected since
+#: (what a client's ``ServerUnavailable`` says besides the core's verdict).
+Failures = dict[proto.ServerAddress, errors.ConnectionError]
+
+
+class CertFiles(NamedTuple):
+    """The TLS files a python-gearman host dict names for its server."""
+
+    #: the client's private key.
+    keyfile: str
+    #: the client's certificate (chain).
+    certfile: str
+    #: the CA certificates the server's certificate must chain to.
+    ca_certs: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsSettings:
+    """The TLS a facade's caller asked for; every runtime applies it the same
+    way (:class:`gearman._tls.Tls`).
+
+    A server named in *files* is reached over TLS with a context built from
+    its files; any other server with *context*; none at all in plaintext.
+    Certificates are checked against *server_hostname*, or the server's own
+    host when it is None.
+    """
+
+    context: ssl.SSLContext | None = None
+    server_hostname: str | None = None
+    files: Mapping[proto.ServerAddress, CertFiles] = dataclasses.field(default_factory=dict)
 
 
 class Runtime(Protocol):
@@ -78,10 +119,12 @@ class Runtime(Protocol):
 
         *connection* is called only once the transport is up (it is the
         session's ``connection_made``), so a failed connect leaves the core
-        untouched.
+        untouched.  A TLS link is up once its handshake is done, within the
+        same deadline.
 
         Raises:
-            gearman.errors.ConnectionError: no link by the deadline.
+            gearman.errors.ConnectionError: no link by the deadline
+                (:class:`gearman.errors.TlsError`: the TLS handshake failed).
         """
 
     def connected(self, server: proto.ServerAddress) -> bool:
@@ -129,7 +172,13 @@ class RuntimeFactory(Protocol):
     job_slots: int | None
 
     def __call__(
-        self, on_event: EventSink, *, shared: bool, keepalive: bool, connect_timeout: float | None
+        self,
+        on_event: EventSink,
+        *,
+        shared: bool,
+        keepalive: bool,
+        connect_timeout: float | None,
+        tls: TlsSettings | None = None,
     ) -> Runtime:
         """A runtime that hands events to *on_event*.
 
@@ -139,6 +188,10 @@ class RuntimeFactory(Protocol):
                 at once, so :attr:`Runtime.lock` must be a real lock.
             keepalive: TCP keepalive on every link.
             connect_timeout: the cap of one connect, within any deadline.
+            tls: which links are TLS, and how they are checked (None: none).
+
+        Raises:
+            gearman.errors.TlsError: a host dict's TLS files cannot be used.
         """
 
 
@@ -166,12 +219,14 @@ class AsyncRuntime(Protocol):
         connection: Callable[[], AnyConnection],
         deadline: float | None,
     ) -> None:
-        """Open a link to *server* by *deadline*, attach ``connection()`` to it,
-        and start its reader and writer.  One connect per server at a time:
-        a second caller waits for the first one's outcome.
+        """Open a link to *server* by *deadline* (a TLS link: with its handshake),
+        attach ``connection()`` to it, and start its reader and writer.  One
+        connect per server at a time: a second caller waits for the first
+        one's outcome.
 
         Raises:
-            gearman.errors.ConnectionError: no link by the deadline.
+            gearman.errors.ConnectionError: no link by the deadline
+                (:class:`gearman.errors.TlsError`: the TLS handshake failed).
         """
 
     def connected(self, server: proto.ServerAddress) -> bool:
@@ -224,9 +279,11 @@ class AsyncRuntimeFactory(Protocol):
         keepalive: bool,
         connect_timeout: float | None,
         open_stream: Any = None,
+        tls: TlsSettings | None = None,
     ) -> AsyncRuntime:
         """A runtime that hands events to *on_event* (see :class:`RuntimeFactory`);
-        *open_stream* opens a link's stream the runtime's way (None: TCP)."""
+        *open_stream* opens a link's stream the runtime's way (None: TCP;
+        the facade never gives it with *tls*)."""
 
 
 class Clock(Protocol):

@@ -16,7 +16,7 @@ import gearman_proto as proto
 
 from . import errors
 from ._common import unreachable
-from ._runtime import Runtime, deadline_after
+from ._runtime import Failures, Runtime, deadline_after
 
 __all__ = ["connect", "connect_first", "connect_wanted", "deadline_after", "wait_connecting"]
 
@@ -28,13 +28,20 @@ def connect(
     session: proto.ClientSession | proto.WorkerSession,
     server: proto.ServerAddress,
     deadline: float | None,
+    failures: Failures | None = None,
 ) -> None:
-    """Connect *server* by *deadline* and tell the session how it went."""
+    """Connect *server* by *deadline* and tell the session how it went; a
+    failure is logged, and kept in *failures* until the server connects."""
     try:
         runtime.connect(server, functools.partial(session.connection_made, server), deadline)
     except errors.ConnectionError as error:
         logger.warning("%s", error)
         session.connect_failed(server, runtime.now())
+        if failures is not None:
+            failures[server] = error
+    else:
+        if failures:
+            failures.pop(server, None)
 
 
 def connect_first(
@@ -56,11 +63,14 @@ def connect_first(
 
 
 def connect_wanted(
-    runtime: Runtime, session: proto.ClientSession, deadline: float | None
+    runtime: Runtime,
+    session: proto.ClientSession,
+    deadline: float | None,
+    failures: Failures | None = None,
 ) -> None:
     """Open every connection the session waits for, in its order, by *deadline*."""
     while (server := session.connection_wanted(runtime.now())) is not None:
-        connect(runtime, session, server, deadline)
+        connect(runtime, session, server, deadline, failures)
 
 
 def wait_connecting(
@@ -69,6 +79,7 @@ def wait_connecting(
     done: Callable[[], bool],
     deadline: float | None,
     watch: Collection[object] = (),
+    failures: Failures | None = None,
 ) -> bool:
     """Wait until *done()* or *deadline*, connecting whatever the session asks for
     meanwhile (requests resent after a lost connection, status queries).
@@ -79,7 +90,7 @@ def wait_connecting(
     """
     while True:
         if session.wants_connection:
-            connect_wanted(runtime, session, deadline)
+            connect_wanted(runtime, session, deadline, failures)
         if runtime.wait(done, deadline, watch):
             return True
         if deadline is not None and runtime.now() >= deadline:

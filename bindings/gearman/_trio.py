@@ -1,7 +1,8 @@
 """The trio runtime: one reader and one writer task per link, waiters parked on events.
 
-Owns: opening links (``trio.open_tcp_stream``, or any ``trio.abc.Stream``
-from a user's ``open_stream``), the reader and writer tasks of each link,
+Owns: opening links (``trio.open_tcp_stream``, with a ``trio.SSLStream``
+over it for a TLS link, or any ``trio.abc.Stream`` from a user's
+``open_stream``), the reader and writer tasks of each link,
 deadlines and cancellation in trio's idiom, and the nursery jobs run in.
 What the tasks share with every other runtime (the bytes owed, events to
 the sink, giving a link up, stalled writes) is :mod:`gearman._links`.
@@ -29,8 +30,9 @@ import gearman_proto as proto
 
 from . import errors
 from ._links import Link, LinkedRuntime, Links
-from ._runtime import AnyConnection, EventSink, connect_limit
+from ._runtime import AnyConnection, EventSink, TlsSettings, connect_limit
 from ._sockets import nonblocking_twin, send_without_waiting, tune
+from ._tls import Target, Tls, connect_timed_out, handshake_failed
 
 __all__ = ["READ_SIZE", "OpenStream", "TrioRuntime", "open_tcp_stream"]
 
@@ -53,13 +55,40 @@ async def open_tcp_stream(server: proto.ServerAddress) -> trio.abc.Stream:
     return await trio.open_tcp_stream(server.host, server.port)
 
 
+async def _handshake(
+    server: proto.ServerAddress, stream: trio.abc.Stream, target: Target
+) -> trio.SSLStream[trio.abc.Stream]:
+    """A ``trio.SSLStream`` over *stream*, its handshake done; *stream* is
+    closed when it fails or is cancelled (the connect's deadline).
+
+    ``https_compatible``: an end without TLS close_notify reads as the end of
+    the stream, which the core judges (a packet cut short is its error).
+
+    Raises:
+        gearman.errors.TlsError: the handshake failed.
+    """
+    try:
+        tls = trio.SSLStream(
+            stream, target.context, server_hostname=target.server_hostname, https_compatible=True
+        )
+        await tls.do_handshake()
+    except (*_BROKEN, ValueError) as error:
+        await trio.aclose_forcefully(stream)
+        raise handshake_failed(server, target, error) from error
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+    return tls
+
+
 class _TrioLink(Link):
     """A link's stream, its writer's event, and the cancel scope of its tasks.
 
     On a TCP stream the link also keeps a duplicate of the socket's
     descriptor, a plain non-blocking socket, so that bytes the kernel takes at
     once are sent without waking the writer task (one task switch less per
-    write); only what does not fit goes through ``send_all``.
+    write); only what does not fit goes through ``send_all``.  A TLS link has
+    none: every byte goes through its ``SSLStream``.
     """
 
     __slots__ = ("raw", "scope", "stream", "wanted")
@@ -98,6 +127,8 @@ class TrioRuntime(LinkedRuntime):
         connect_timeout: the cap of one connect (None: only the deadline).
         open_stream: opens a link's stream (default: TCP to the server);
             any ``trio.abc.Stream`` will do, TLS or in-memory included.
+        tls: which links are TLS (a ``trio.SSLStream`` over the stream;
+            None: none).
     """
 
     def __init__(
@@ -107,9 +138,11 @@ class TrioRuntime(LinkedRuntime):
         keepalive: bool = True,
         connect_timeout: float | None = 5.0,
         open_stream: OpenStream | None = None,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.keepalive = keepalive
         self.connect_timeout = connect_timeout
+        self._tls = Tls(tls)
         self._open_stream: OpenStream = open_stream or open_tcp_stream
         self._links = Links(on_event)
         self._connecting: dict[proto.ServerAddress, trio.Lock] = {}
@@ -125,12 +158,16 @@ class TrioRuntime(LinkedRuntime):
         connection: Callable[[], AnyConnection],
         deadline: float | None,
     ) -> None:
-        """Open a link to *server* by *deadline* (and within ``connect_timeout``).
+        """Open a link to *server* by *deadline* (and within ``connect_timeout``),
+        the TLS handshake included.
 
-        Raises :class:`gearman.errors.ConnectionError`.
+        Raises :class:`gearman.errors.ConnectionError`
+        (:class:`gearman.errors.TlsError`: the handshake failed).
         """
         limit = connect_limit(trio.current_time(), deadline, self.connect_timeout)
+        target = self._tls.target(server)
         lock = self._connecting.setdefault(server, trio.Lock())
+        handshaking: Target | None = None
         with trio.move_on_at(math.inf if limit is None else limit):
             async with lock:  # one connect per server at a time: no duplicate links
                 if server in self._links:
@@ -143,16 +180,20 @@ class TrioRuntime(LinkedRuntime):
                     twin = None
                     if isinstance(stream, trio.SocketStream):
                         tune(stream.socket, self.keepalive)
-                        twin = nonblocking_twin(stream.socket.fileno())
+                        if target is None:
+                            twin = nonblocking_twin(stream.socket.fileno())
                 except OSError as error:
                     await trio.aclose_forcefully(stream)
                     raise errors.ConnectionError(f"cannot connect to {server}: {error}") from error
+                if target is not None:
+                    handshaking = target
+                    stream = await _handshake(server, stream, target)
                 # Only now, with nothing left to fail, the core learns of the link.
                 link = _TrioLink(server, stream, connection(), twin)
                 self._links.add(link)
                 trio.lowlevel.spawn_system_task(self._serve, link, name=f"gearman link {server}")
                 return
-        raise errors.ConnectionError(f"cannot connect to {server}: timed out")
+        raise connect_timed_out(server, handshaking)
 
     async def _serve(self, link: _TrioLink) -> None:
         """The system task of one link: its reader and writer, then the close."""

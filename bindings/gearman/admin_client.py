@@ -9,6 +9,7 @@ python-gearman 2.0.2 returned it.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
@@ -68,6 +69,10 @@ class GearmanAdminClient(GearmanConnectionManager):
         poll_timeout: seconds to wait for each reply; running out raises
             :class:`gearman.errors.InvalidAdminClientState`.
         connect_timeout: seconds allowed for the TCP connect.
+        ssl_context, server_hostname: TLS on the connection, as for
+            :class:`gearman.GearmanClient`; a failed handshake raises
+            :class:`gearman.errors.ServerUnavailable` from the
+            :class:`gearman.errors.TlsError` that says why.
 
     An ``ERR`` reply raises :class:`gearman.errors.AdminCommandError`; a
     reply of the wrong kind raises :class:`gearman.errors.InvalidAdminClientState`.
@@ -84,13 +89,19 @@ class GearmanAdminClient(GearmanConnectionManager):
         poll_timeout: float | None = DEFAULT_ADMIN_CLIENT_TIMEOUT,
         *,
         connect_timeout: float | None = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
-        super().__init__(host_list)
+        super().__init__(host_list, ssl_context=ssl_context, server_hostname=server_hostname)
         self.poll_timeout = poll_timeout
         self.connect_timeout = connect_timeout
         self._kernel = AdminKernel(self.servers)
         self._io = type(self).runtime_factory(
-            self._kernel.receive, shared=False, keepalive=True, connect_timeout=connect_timeout
+            self._kernel.receive,
+            shared=False,
+            keepalive=True,
+            connect_timeout=connect_timeout,
+            tls=self._tls,
         )
 
     # ------------------------------------------------------ python-gearman

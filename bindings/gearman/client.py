@@ -12,6 +12,7 @@ connection per server and every answer reaches the caller that asked.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, ClassVar
 
@@ -78,6 +79,17 @@ class GearmanClient(GearmanConnectionManager):
             (``kind`` is ``"data"`` or ``"warning"``, ``value`` decoded) as it
             arrives, instead of keeping it; it runs in the thread, greenlet
             or task that reads, so keep it short.
+        ssl_context: TLS on every connection (an ``ssl.SSLContext``): the
+            server's certificate and host name are checked as the context
+            says, a client certificate comes from its ``load_cert_chain``;
+            a failed handshake is never retried in plaintext.
+        server_hostname: the name certificates are checked against and sent
+            as SNI (default: each server's host), e.g. to reach a server by
+            IP address.
+
+    A host list entry may also be python-gearman master's dict with
+    ``keyfile``, ``certfile`` and ``ca_certs``: that server is reached over
+    TLS with a context built from those files.
     """
 
     _misuse = errors.InvalidClientState
@@ -101,8 +113,10 @@ class GearmanClient(GearmanConnectionManager):
         keepalive: bool = True,
         max_update_bytes: int | None = MAX_UPDATE_BYTES,
         on_update: UpdateCallback | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
-        super().__init__(host_list)
+        super().__init__(host_list, ssl_context=ssl_context, server_hostname=server_hostname)
         self.random_unique_bytes = random_unique_bytes
         #: python-gearman's per-request server rotation.  The core rotates the
         #: servers here, so this stays empty; code that pops from it still works.
@@ -123,7 +137,11 @@ class GearmanClient(GearmanConnectionManager):
         )
         self._session = self._kernel.session
         self._io = type(self).runtime_factory(
-            self._kernel.receive, shared=True, keepalive=keepalive, connect_timeout=connect_timeout
+            self._kernel.receive,
+            shared=True,
+            keepalive=keepalive,
+            connect_timeout=connect_timeout,
+            tls=self._tls,
         )
         self._kernel.now = self._io.now
 
@@ -290,7 +308,7 @@ class GearmanClient(GearmanConnectionManager):
         """
         with self._io.lock:
             self._kernel.submit([current_request], self.data_encoder)
-            connect_wanted(self._io, self._session, None)
+            connect_wanted(self._io, self._session, None, self._kernel.connect_errors)
             self._io.flush()
             self._kernel.raise_undelivered(proto.undelivered([current_request]))
         return current_request
@@ -367,11 +385,13 @@ class GearmanClient(GearmanConnectionManager):
     def _wait(
         self, done: Callable[[], bool], deadline: float | None, watch: Collection[object]
     ) -> bool:
-        return wait_connecting(self._io, self._session, done, deadline, watch)
+        return wait_connecting(
+            self._io, self._session, done, deadline, watch, self._kernel.connect_errors
+        )
 
     # python-gearman's poll loop (gearman.connection_manager)
     def _connect_server(self, server: proto.ServerAddress, deadline: float | None) -> None:
-        connect(self._io, self._session, server, deadline)
+        connect(self._io, self._session, server, deadline, self._kernel.connect_errors)
 
     def _core_connection(self, server: proto.ServerAddress) -> proto.ClientConnection | None:
         return self._session.connections.get(server)

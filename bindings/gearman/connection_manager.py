@@ -14,13 +14,20 @@ packet buffers) has no equivalent: the core and the runtime do that work.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gearman_proto as proto
 
 from . import errors
-from ._common import DataEncoder, Misuse, NoopEncoder, parse_host_list
-from ._runtime import AnyConnection, deadline_after
+from ._common import (
+    DataEncoder,
+    Misuse,
+    NoopEncoder,
+    host_entries,
+    parse_host_list,
+    tls_settings,
+)
+from ._runtime import AnyConnection, TlsSettings, deadline_after
 from .connection import GearmanConnection
 
 # python-gearman 2.0.2 had these in this module, and code imports them from here.
@@ -28,6 +35,9 @@ from .errors import (
     ConnectionError,  # noqa: A004  (python-gearman's name)
     ServerUnavailable,
 )
+
+if TYPE_CHECKING:  # the type only: the runtimes do the TLS
+    import ssl
 
 __all__ = [
     "AsyncGearmanConnectionManager",
@@ -47,6 +57,13 @@ _Traffic = tuple[object, int, int]
 class _ConnectionList:
     """The host list, the encoder and ``connection_list``, for either colour.
 
+    Args:
+        host_list: see :func:`gearman._common.parse_host_list`.
+        ssl_context: TLS on every link, checked as the context says.
+        server_hostname: the name certificates are checked against (default:
+            each server's host).
+        open_stream: an async facade's custom transport (never with TLS).
+
     Attributes:
         servers: the parsed host list (:class:`gearman_proto.ServerAddress`).
         connection_list: one ``connection_class`` object per server.
@@ -62,8 +79,20 @@ class _ConnectionList:
     #: the role's error class (a bad host list raises its ValueError flavour).
     _misuse: ClassVar[Misuse] = errors.GearmanError
 
-    def __init__(self, host_list: Any = None) -> None:
-        self.servers = parse_host_list(host_list, self._misuse)
+    def __init__(
+        self,
+        host_list: Any = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        open_stream: object = None,
+    ) -> None:
+        entries = host_entries(host_list, self._misuse)
+        self.servers = parse_host_list(entries, self._misuse)
+        #: what the runtime makes TLS (None: nothing).
+        self._tls: TlsSettings | None = tls_settings(
+            entries, ssl_context, server_hostname, open_stream
+        )
         self.connection_list: list[GearmanConnection] = []
         self._connections: dict[proto.ServerAddress, GearmanConnection] = {}
         for server in self.servers:

@@ -34,6 +34,7 @@ __all__ = [
     "InvalidWorkerValue",
     "ProtocolError",
     "ServerUnavailable",
+    "TlsError",
     "UnknownCommandError",
 ]
 
@@ -44,6 +45,16 @@ class GearmanError(Exception):
 
 class ConnectionError(GearmanError, builtins.ConnectionError):  # noqa: A001
     """A connection to a server could not be made or broke."""
+
+
+class TlsError(ConnectionError):
+    """A TLS link could not be set up, or the TLS settings given cannot be used.
+
+    The handshake failed (a server that does not speak TLS, a certificate
+    that does not verify or names another host, a TLS version the context
+    refuses), or a certificate file could not be loaded.  The message
+    carries the TLS library's reason; a TLS link never falls back to plaintext.
+    """
 
 
 class ServerUnavailable(GearmanError):

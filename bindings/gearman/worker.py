@@ -10,6 +10,7 @@ arrives or a timer is due, run the task functions, call the hooks.
 from __future__ import annotations
 
 import logging
+import ssl
 import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -77,6 +78,10 @@ class GearmanWorker(GearmanConnectionManager):
             such as gear's, never answer it).  By default the worker asks
             with GRAB_JOB_UNIQ, which every server knows, and
             ``job.reducer`` is None.
+        ssl_context, server_hostname: TLS on every connection, as for
+            :class:`gearman.GearmanClient`; a server whose handshake fails
+            is retried with back-off like one that is down (each failure
+            is logged with its reason), never in plaintext.
     """
 
     _misuse = errors.InvalidWorkerState
@@ -96,8 +101,10 @@ class GearmanWorker(GearmanConnectionManager):
         liveness_timeout: float = LIVENESS_TIMEOUT,
         max_jobs: int = 1,
         reducer_info: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
-        super().__init__(host_list)
+        super().__init__(host_list, ssl_context=ssl_context, server_hostname=server_hostname)
         slots = type(self).runtime_factory.job_slots
         if slots is not None and max_jobs > slots:
             raise errors.InvalidWorkerState(
@@ -128,6 +135,7 @@ class GearmanWorker(GearmanConnectionManager):
             shared=False,
             keepalive=keepalive,
             connect_timeout=connect_timeout,
+            tls=self._tls,
         )
         self._kernel.now = self._io.now
         self._continue = True
