@@ -296,10 +296,13 @@ def test_this_checkout_has_the_version_it_builds() -> None:
 # ------------------------------------------------------------------- the extras
 
 #: names that are imported but ours: the checkout's top-level files and
-#: directories, what bindings/ holds, and the fuzz harness as its test loads it.
-FIRST_PARTY = {path.stem for path in [*REPO.iterdir(), *(REPO / "bindings").iterdir()]} | {
-    "fuzz_harness"
-}
+#: directories, what bindings/ holds, the suite's own plugin modules in tests/
+#: (on the path of every test: the rootdir conftest's directory), and the fuzz
+#: harness as its test loads it.
+FIRST_PARTY = {
+    path.stem
+    for path in [*REPO.iterdir(), *(REPO / "bindings").iterdir(), *(REPO / "tests").iterdir()]
+} | {"fuzz_harness"}
 
 
 def third_party_imports(*roots: str) -> set[str]:
