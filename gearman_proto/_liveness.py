@@ -11,7 +11,9 @@ up (the session then reconnects it like any lost connection).
 
 Traffic is read from each connection's ``bytes_received`` at every check,
 not recorded per packet, so the check costs nothing on the job path; a
-connection is asked after between one and two intervals of quiet.
+connection is asked after between one and two intervals of quiet, and an
+answer is seen at the answer's deadline, so a quiet connection that does
+answer is asked again every *interval* + *timeout* seconds.
 
 Owns: when a quiet connection is asked (ECHO_REQ) and when it counts as
 unresponsive.  Does not own: closing the link or reconnecting (the binding
