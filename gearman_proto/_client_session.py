@@ -217,6 +217,14 @@ class JobRequest:
             f"handle={self.handle!r} server={self.server}>"
         )
 
+    # Hooks for subclasses.
+    def _on_resend(self) -> None:
+        """Called before the session sends it again after its connection died
+        before JOB_CREATED; a subclass may replace ``submission`` (the binding
+        gives a unique it generated a fresh value: gearmand 1.1.20 may keep the
+        first sending as an abandoned job that never runs, and attach a resend
+        with the same unique to it)."""
+
     # Hooks for subclasses: called after the request recorded the event.
     def _on_sent(self) -> None:
         """The submission was queued on the connection to ``server``."""
@@ -661,6 +669,8 @@ class ClientSession:
 
     def _send(self, request: JobRequest, server: ServerAddress) -> None:
         state = next_job_state(request.state, JobMove.SUBMIT)  # before anything is queued
+        if request.attempts:
+            request._on_resend()
         if id(request.submission) in self._awaiting_creation:
             # Reset and sent again while its first sending is unanswered: a
             # submission of its own, so each JOB_CREATED finds its sending.

@@ -135,7 +135,7 @@ class ClientKernel:
         job = self.job_class(
             None, None, task, unique or random_unique(self.random_unique_bytes), data
         )
-        return self.job_request_class(
+        request = self.job_request_class(
             job,
             initial_priority=priority,
             background=background,
@@ -143,6 +143,9 @@ class ClientKernel:
             epoch=epoch,
             reducer=reducer,
         )
+        if not unique:
+            request._generated_unique_bytes = self.random_unique_bytes
+        return request
 
     def from_dict(
         self, job_info: dict[str, Any], background: bool = False, max_retries: int = 0

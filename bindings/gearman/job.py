@@ -10,6 +10,7 @@ attributes and payload decoding.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from ._common import (
     invalid_value,
     job_status,
     name_bytes,
+    random_unique,
     text,
     to_priority,
 )
@@ -196,6 +198,9 @@ class GearmanJobRequest(proto.JobRequest):
         # The real submission is built when the client sends the request, with
         # the client's encoder (python-gearman encodes at send time too).
         self._connection_for: Callable[[proto.ServerAddress], Any] = _the_server
+        #: the size of the unique the client generated for it (0: the caller's
+        #: own unique): a resend gets a fresh one (see :meth:`_on_resend`).
+        self._generated_unique_bytes = 0
         self._updates = _KEEP_ALL
         super().__init__(_UNSENT, max_attempts=max_attempts)
 
@@ -294,6 +299,16 @@ class GearmanJobRequest(proto.JobRequest):
     def server_status(self) -> RequestStatus:
         """Deprecated alias of :attr:`status`."""
         return self.status
+
+    def _on_resend(self) -> None:
+        # gearmand 1.1.20 keeps a foreground job whose client left before a
+        # worker took it as abandoned, and attaches a new submission with the
+        # same unique to it, which then never runs.  A unique the client made
+        # up means nothing to the caller: the resend gets a fresh one.
+        if self._generated_unique_bytes:
+            unique = random_unique(self._generated_unique_bytes)
+            self.gearman_job.unique = unique
+            self.submission = dataclasses.replace(self.submission, unique=unique.encode())
 
     # Hooks called by the core after it recorded an event.
     def _on_sent(self) -> None:

@@ -829,3 +829,24 @@ def test_liveness_is_off_unless_asked_and_refuses_nonsense() -> None:
         gp.WorkerSession([A], liveness_interval=0)
     with pytest.raises(ValueError, match="liveness"):
         gp.Liveness(1.0, -1.0)
+
+
+def test_a_request_hears_before_it_is_sent_again_and_may_change_its_submission() -> None:
+    resends: list[int] = []
+
+    class Renewing(gp.JobRequest):
+        def _on_resend(self) -> None:
+            resends.append(self.attempts)
+            self.submission = gp.SubmitJob(function=b"f", unique=b"fresh")
+
+    session = client_session()
+    request = Renewing(gp.SubmitJob(function=b"f", unique=b"first"), max_attempts=2)
+    session.submit(request, 0.0, server=A)
+    assert resends == []  # a first sending is not a resend
+    session.data_to_send()
+    session.connection_lost(A, 0.0)
+    session.connection_made(B)
+    assert resends == [1]
+    assert session.data_to_send() == {B: req(T.SUBMIT_JOB, b"f", b"fresh", b"")}
+    feed(session, B, res(T.JOB_CREATED, b"H:9"))
+    assert request.handle == b"H:9"
