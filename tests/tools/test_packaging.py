@@ -36,6 +36,7 @@ SDIST_ROOTS = {
     "fuzz",
     "benchmarks",
     "scripts",
+    "docs",
 }
 SDIST_FILES = {"README.md", "LICENSE", "pyproject.toml", ".gitignore"}
 
