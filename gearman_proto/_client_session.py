@@ -129,6 +129,8 @@ class JobRequest:
 
     def reset(self) -> None:
         """Forget every outcome: back to ``UNKNOWN``, never sent."""
+        #: reset after a sending that may still be unanswered (see ``_send``).
+        self._reset_after_send = self.__dict__.get("attempts", 0) > 0
         self.state = JobState.UNKNOWN
         self.handle: bytes | None = None
         self.server: ServerAddress | None = None
@@ -168,13 +170,14 @@ class JobRequest:
         after JOB_CREATED, or undelivered) sendable again, with a fresh attempt
         budget: the caller decided to send it again, knowing that a lost job
         may have run.  Returns :attr:`sendable`; updates heard are kept."""
-        came_back = self.lost or self.delivery_error is not None
-        if came_back and self.state is JobState.UNKNOWN and self._candidates is None:
+        if self.state is not JobState.UNKNOWN or self._candidates is not None:
+            return False
+        if self.lost or self.delivery_error is not None:
             self.lost = False
             self.delivery_error = None
             self.handle = None
             self.attempts = 0
-        return self.sendable
+        return True
 
     @property
     def sendable(self) -> bool:
@@ -618,7 +621,8 @@ class ClientSession:
             LocalProtocolError: it is in flight or finished, or *server* has
                 no connection.
         """
-        if not request.sendable:
+        # ``sendable``, inlined: this runs once per job.
+        if request.state is not JobState.UNKNOWN or request.lost or request._candidates is not None:
             raise LocalProtocolError(f"{request!r} cannot be submitted again")
         if request.attempts >= request.max_attempts:
             raise AttemptsExceeded(
@@ -671,10 +675,11 @@ class ClientSession:
         state = next_job_state(request.state, JobMove.SUBMIT)  # before anything is queued
         if request.attempts:
             request._on_resend()
-        if id(request.submission) in self._awaiting_creation:
+        if request._reset_after_send and id(request.submission) in self._awaiting_creation:
             # Reset and sent again while its first sending is unanswered: a
             # submission of its own, so each JOB_CREATED finds its sending.
             request.submission = replace(request.submission)
+        request._reset_after_send = False
         self.connections[server].queue(request.submission)
         request.attempts += 1
         request.state = state
@@ -790,7 +795,12 @@ class ClientSession:
 
     def _created(self, server: ServerAddress, event: JobCreated) -> list[Changed]:
         request = self._awaiting_creation.pop(id(event.request), None)
-        if request is None or not _awaits(request, event.request):  # forgotten or reset
+        # _awaits(), inlined: this runs once per job.
+        if (
+            request is None  # forgotten by the caller
+            or request.submission is not event.request  # reset and sent anew
+            or request.state is not JobState.PENDING  # reset
+        ):
             return []
         request.handle = event.handle
         request.state = next_job_state(request.state, JobMove.JOB_CREATED)

@@ -54,22 +54,18 @@ class Liveness:
         self._quiet: dict[ServerAddress, tuple[int, float]] = {}
         #: per server with an ECHO out: when its answer is due.
         self._asked: dict[ServerAddress, float] = {}
-        self._next: float | None = None
-        #: a connection came that no check has seen yet.
-        self._unseen = False
+        #: when :meth:`check` next has something to do (``-inf``: at once, a
+        #: connection came that no check has seen yet; None: nothing to watch).
+        self.deadline: float | None = None
 
     def connection_made(self) -> None:
         """A connection was added: the next check must look at it."""
-        self._unseen = True
+        self.deadline = float("-inf")
 
     def forget(self, server: ServerAddress) -> None:
         """*server*'s connection is gone."""
         self._quiet.pop(server, None)
         self._asked.pop(server, None)
-
-    def next_deadline(self) -> float | None:
-        """When :meth:`check` next has something to do (``-inf``: at once)."""
-        return float("-inf") if self._unseen else self._next
 
     def check(
         self, connections: Mapping[ServerAddress, _Connection], now: float
@@ -77,7 +73,6 @@ class Liveness:
         """Look at every connection at *now*: send the ECHOs that are due, and
         return the servers whose connection stayed silent past its deadline.
         """
-        self._unseen = False
         unresponsive = []
         earliest: float | None = None
         for server, connection in connections.items():
@@ -106,5 +101,5 @@ class Liveness:
                 due = last[1] + self.interval
             if earliest is None or due < earliest:
                 earliest = due
-        self._next = earliest
+        self.deadline = earliest
         return unresponsive

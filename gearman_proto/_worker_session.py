@@ -219,7 +219,7 @@ class WorkerSession:
         """
         deadline = self._next_wake
         if self._liveness is not None:
-            check = self._liveness.next_deadline()
+            check = self._liveness.deadline
             if check is not None and (deadline is None or check < deadline):
                 deadline = check
         if len(self.connections) == len(self.pool.servers):
@@ -308,10 +308,13 @@ class WorkerSession:
         Nothing is sent (False) for a job the function answered itself
         (``complete``/``fail`` from inside it), or whose connection is gone.
         """
-        if not self._unanswered(server, handle, on):
+        connection = self._holding(server, handle, on)
+        if connection is None:
             return False
-        result = b"" if payload is None else payload
-        return self._reply(server, WorkComplete(handle=handle, payload=result), on)
+        connection.queue(WorkComplete(handle=handle, payload=b"" if payload is None else payload))
+        if self._shared:
+            self._rebalance()
+        return True
 
     def job_raised(
         self, server: ServerAddress, handle: bytes, description: bytes, *, on: Assigned = None
@@ -319,7 +322,7 @@ class WorkerSession:
         """The job's function raised: WORK_EXCEPTION with *description* if
         ``send_exceptions`` is set, else WORK_FAIL; nothing (False) for a job
         answered already or whose connection is gone."""
-        if not self._unanswered(server, handle, on):
+        if self._holding(server, handle, on) is None:
             return False
         return self.fail(server, handle, description if self.send_exceptions else None, on=on)
 
@@ -330,7 +333,7 @@ class WorkerSession:
         Returns False, sending nothing, when the job is no longer held (it
         was answered already) or its connection is gone.
         """
-        if not self._unanswered(server, handle, on):
+        if self._holding(server, handle, on) is None:
             return False
         return self.fail(server, handle, on=on)
 
@@ -392,17 +395,19 @@ class WorkerSession:
         )
         return self._reply(server, event, on)
 
-    def _unanswered(self, server: ServerAddress, handle: bytes, on: Assigned) -> bool:
-        """Whether the connection that was assigned job *handle* still holds it
-        (a job the function ended itself, or of a lost connection, is not)."""
+    def _holding(
+        self, server: ServerAddress, handle: bytes, on: Assigned
+    ) -> WorkerConnection | None:
+        """The connection that was assigned job *handle*, if it still holds it
+        (not a job the function ended itself, nor one of a lost connection)."""
         connection = self.connections.get(server)
         if connection is not None and (on is None or connection is on):
-            if connection.holds(handle):
-                return True
+            if handle in connection._jobs:  # holds(), inlined: this runs once per job
+                return connection
             logger.debug("%s: job %r was answered already", server, handle)
-            return False
+            return None
         logger.warning("%s: connection lost, dropping the outcome of job %r", server, handle)
-        return False
+        return None
 
     def _reply(self, server: ServerAddress, event: Event, on: Assigned) -> bool:
         """Send *event*; False when the connection that held the job is gone.

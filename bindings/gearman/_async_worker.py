@@ -103,6 +103,7 @@ class AsyncGearmanWorker(AsyncGearmanConnectionManager):
         self._kernel = WorkerKernel(
             self.servers,
             owner=self,
+            connection_for=self._connection_for,
             send_exceptions=send_exceptions,
             epoch_poll_interval=epoch_poll_interval,
             liveness_interval=liveness_interval,

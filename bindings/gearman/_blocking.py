@@ -482,7 +482,8 @@ class BlockingRuntime:
             self._give_up(link, link.connection.send_failed())
             return
         link.out = head
-        self._watch(link)
+        if head or link.mask is not _IN or link.read_waits_write:  # else nothing to change
+            self._watch(link)
 
     def _watch(self, link: _Link) -> None:
         """Poll *link* for POLLOUT too while it has bytes the socket did not

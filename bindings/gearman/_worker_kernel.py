@@ -47,6 +47,8 @@ class WorkerKernel:
         servers: the parsed host list.
         owner: the worker, whose ``data_encoder`` (read at every use, so it
             may be changed at any time) encodes and decodes payloads.
+        connection_for: the worker's connection object of a server, which
+            becomes ``job.connection``.
         send_exceptions, epoch_poll_interval, liveness_interval, liveness_timeout,
             reducer_info: see :class:`gearman.GearmanWorker`.
         max_jobs: jobs held at once over all servers.
@@ -57,6 +59,7 @@ class WorkerKernel:
         servers: Sequence[proto.ServerAddress],
         *,
         owner: Encoding,
+        connection_for: Callable[[proto.ServerAddress], GearmanConnection],
         send_exceptions: bool,
         epoch_poll_interval: float | None,
         max_jobs: int = 1,
@@ -79,6 +82,7 @@ class WorkerKernel:
         self.names: dict[bytes, str | bytes] = {}
         self.jobs: collections.deque[GearmanJob] = collections.deque()
         self.owner = owner
+        self.connection_for = connection_for
         #: the runtime's clock, set by the facade once its runtime exists.
         self.now: Callable[[], float] = _no_clock
 
@@ -153,7 +157,7 @@ class WorkerKernel:
             unique = None if assigned.unique is None else assigned.unique.decode(*TEXT)
             reducer = None if assigned.reducer is None else assigned.reducer.decode(*TEXT)
             job = GearmanJob(
-                self.owner._connection_for(server),
+                self.connection_for(server),
                 assigned.handle.decode(*TEXT),
                 task,
                 unique,
@@ -161,6 +165,7 @@ class WorkerKernel:
                 reducer,
             )
             job._assigned_on = session.connections.get(server)
+            job._server = server
             self.jobs.append(job)
 
     # -------------------------------------------------------------- replies
@@ -214,9 +219,13 @@ class WorkerKernel:
         numbers must be ints from 0 to 2**32 - 1 (:class:`InvalidWorkerType`
         for a float or bool, :class:`InvalidWorkerValue` out of range).
         """
-        if job.connection is None or job.handle is None:
+        server = job._server  # the usual case: a job this kernel made
+        if server is None:
+            if job.connection is None:
+                raise errors.InvalidWorkerState(f"{job!r} was not assigned by a server")
+            server = server_of(job.connection, errors.InvalidWorkerState)
+        if job.handle is None:
             raise errors.InvalidWorkerState(f"{job!r} was not assigned by a server")
-        server = server_of(job.connection, errors.InvalidWorkerState)
         with_handle = job.handle.encode("utf-8", "surrogateescape")
         try:
             return bool(send(server, with_handle, *arguments, on=job._assigned_on))
@@ -232,12 +241,9 @@ class WorkerKernel:
 
 
 class Encoding(Protocol):
-    """What the kernel reads of its worker: the payload encoder, and the
-    connection object jobs name as ``job.connection``."""
+    """What the kernel reads of its worker: the payload encoder."""
 
     data_encoder: type[DataEncoder]
-
-    def _connection_for(self, server: proto.ServerAddress) -> GearmanConnection: ...
 
 
 def _no_clock() -> float:

@@ -54,6 +54,23 @@ PollResult = tuple[set[GearmanConnection], set[GearmanConnection], set[GearmanCo
 _Traffic = tuple[object, int, int]
 
 
+class _ConnectionTable(dict[proto.ServerAddress, GearmanConnection]):
+    """An owner's connection objects by server; looking up a server it has no
+    object for makes one (a status query may name a server outside the host
+    list).  ``table[server]`` is what the kernels call once per job: a dict
+    lookup, no Python frame."""
+
+    def __init__(self, owner: _ConnectionList) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def __missing__(self, server: proto.ServerAddress) -> GearmanConnection:
+        owner = self._owner
+        connection = owner.connection_class(server.host, server.port)._attach(owner)
+        self[server] = connection
+        return connection
+
+
 class _ConnectionList:
     """The host list, the encoder and ``connection_list``, for either colour.
 
@@ -93,19 +110,12 @@ class _ConnectionList:
         self._tls: TlsSettings | None = tls_settings(
             entries, ssl_context, server_hostname, open_stream
         )
-        self.connection_list: list[GearmanConnection] = []
-        self._connections: dict[proto.ServerAddress, GearmanConnection] = {}
-        for server in self.servers:
-            self.connection_list.append(self._connection_for(server))
-
-    def _connection_for(self, server: proto.ServerAddress) -> GearmanConnection:
-        """The connection object of *server* (made on first use: a status query
-        may name a server outside the host list)."""
-        connection = self._connections.get(server)
-        if connection is None:
-            connection = self.connection_class(server.host, server.port)._attach(self)
-            self._connections[server] = connection
-        return connection
+        self._connections = _ConnectionTable(self)
+        #: the connection object of a server (made on first use).
+        self._connection_for = self._connections.__getitem__
+        self.connection_list: list[GearmanConnection] = [
+            self._connection_for(server) for server in self.servers
+        ]
 
     def _live_connections(self) -> list[GearmanConnection]:
         """The entries of ``connection_list`` connected now."""

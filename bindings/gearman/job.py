@@ -127,6 +127,8 @@ class GearmanJob:
         #: the core connection a worker's job was assigned on: its replies
         #: go there or nowhere (never to a successor holding the same handle).
         self._assigned_on: proto.WorkerConnection | None = None
+        #: the server that assigned it (None for a job built by hand).
+        self._server: proto.ServerAddress | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``task``, ``job_handle``, ``unique`` and ``data`` as a dict."""
