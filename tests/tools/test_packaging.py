@@ -437,3 +437,35 @@ def test_user_code_type_checks_strictly_against_the_installed_wheel(
     expected = {n: kind.replace("builtins.", "") for n, kind in expected_reveals().items()}
     assert revealed == expected
     assert all("Any" not in kind for kind in revealed.values())
+
+
+def test_the_installed_wheel_registers_the_pytest_plugin_and_its_fixture_runs_a_job(
+    installed_wheel_venv: WheelVenv,
+) -> None:
+    # What a user gets from `pip install gearman-proto pytest`: the pytest11
+    # entry point, a plugin that imports nothing of ours until a fixture runs,
+    # and the README's example passing against a real gearmand.
+    installed_wheel_venv.install(f"pytest=={pytest.__version__}")
+    probe = checked(
+        installed_wheel_venv.run(
+            "-c",
+            "import importlib.metadata as m, sys\n"
+            "eps = {e.name: e.value for e in m.entry_points(group='pytest11')}\n"
+            "print(eps.get('pytest_gearman'))\n"
+            "import pytest_gearman\n"
+            "ours = ('gearman', 'gearman_proto')\n"
+            "print(sorted(n for n in sys.modules if n.split('.')[0] in ours))\n"
+            "from gearman.testing import Gearmand, GearmandFactory, GearmandGroup\n",
+        )
+    )
+    entry_point, loaded = probe.stdout.splitlines()[:2]
+    assert entry_point == "pytest_gearman"
+    assert loaded == "[]"
+    tests = installed_wheel_venv.workdir / "plugin_user"
+    tests.mkdir(exist_ok=True)
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    (example,) = [block for block in blocks if "def test_submit(gearmand)" in block]
+    (tests / "test_readme_example.py").write_text(example)
+    result = installed_wheel_venv.run("-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=tests)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
