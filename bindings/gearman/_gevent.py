@@ -183,6 +183,12 @@ class GeventRuntime(LinkedRuntime):
                     return
                 if not received(link, data):
                     return
+                # A recv that finds bytes waiting does not switch, so a server
+                # that never stops sending would starve every other greenlet
+                # (the waiters' deadlines, the writers).  idle(), not sleep(0):
+                # the loop must cycle, timers included; a timer of our own
+                # would add its resolution to every read.
+                gevent.idle()
         except gevent.GreenletExit:
             raise
         except Exception:  # a bug here must not leave the link half alive
