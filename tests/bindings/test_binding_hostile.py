@@ -55,6 +55,8 @@ SLACK = 5.0
 pytestmark = pytest.mark.timeout(120)
 
 MiB = 1024 * 1024
+#: heap a client may use beyond what a scenario lets it keep (buffers, events).
+HEAP_SLACK = 8 * MiB
 
 
 def packet(packet_type: PacketType, *arguments: bytes) -> bytes:
@@ -226,7 +228,7 @@ def test_a_drip_slower_than_poll_timeout_times_out(
 
 @pytest.mark.parametrize(
     ("payload_size", "max_update_bytes", "wanted"),
-    [(65536, 16 * MiB, 4096), (0, 1 * MiB, 500_000)],
+    [(65536, 16 * MiB, 4096), (0, 1 * MiB, 300_000)],
     ids=["64KiB-updates", "empty-updates"],
 )
 def test_a_work_data_flood_keeps_memory_bounded(
@@ -239,8 +241,8 @@ def test_a_work_data_flood_keeps_memory_bounded(
     """The flood runs through each poll_timeout; the request keeps at most
     max_update_bytes of it, the Python objects that hold it counted.
 
-    *wanted* more updates (256 MiB of 64 KiB ones; half a million empty
-    ones, 36 MiB if all were kept) arrive while the memory is measured.
+    *wanted* more updates (256 MiB of 64 KiB ones; 300,000 empty ones,
+    about 21 MiB if all were kept) arrive while the memory is measured.
     """
     with FakeServer(fakeserver.work_data_flood(payload_size)) as server:
         client = runtime.GearmanClient([server.address], max_update_bytes=max_update_bytes)
@@ -271,7 +273,7 @@ def test_a_work_data_flood_keeps_memory_bounded(
     assert max(timer) < 1.0 + SLACK
     assert request.dropped_updates > 0
     assert kept <= max_update_bytes
-    assert memory.heap < max_update_bytes + 16 * MiB
+    assert memory.heap < max_update_bytes + HEAP_SLACK
 
 
 def test_a_work_status_flood_keeps_memory_bounded(
@@ -288,7 +290,7 @@ def test_a_work_status_flood_keeps_memory_bounded(
             return int(request.dropped_updates + len(request.status_updates))
 
         with Memory() as memory:
-            flood_until(client, request, received, received() + 500_000)
+            flood_until(client, request, received, received() + 300_000)
         client.shutdown()
     report(
         runtime,
@@ -303,7 +305,7 @@ def test_a_work_status_flood_keeps_memory_bounded(
     assert request.status["numerator"] == 1
     assert request.dropped_updates > 0
     assert len(request.status_updates) * UPDATE_OVERHEAD <= max_update_bytes
-    assert memory.heap < max_update_bytes + 16 * MiB
+    assert memory.heap < max_update_bytes + HEAP_SLACK
 
 
 def test_a_work_data_flood_through_on_update_keeps_nothing(
@@ -335,7 +337,7 @@ def test_a_work_data_flood_through_on_update_keeps_nothing(
     assert request.timed_out
     assert not request.data_updates
     assert request.dropped_updates == 0
-    assert memory.heap < 16 * MiB
+    assert memory.heap < HEAP_SLACK
 
 
 def test_an_unexpected_packet_is_a_protocol_error(runtime: types.ModuleType) -> None:
@@ -395,11 +397,13 @@ def test_a_protocol_error_with_no_other_server_raises_it(runtime: types.ModuleTy
 # ------------------------------------------------------------------- admin
 
 
+@pytest.mark.timeout(300)
 def test_an_endless_status_reply_is_cut_at_the_block_limit(runtime: types.ModuleType) -> None:
     """Lines without end: the core stops at the block limit (64 MiB, each line
-    counted with what keeping it costs)."""
+    counted with what keeping it costs).  No poll_timeout: only the limit
+    ends the call, however slow the machine."""
     with FakeServer(fakeserver.endless_block()) as server:
-        admin = runtime.GearmanAdminClient([server.address], poll_timeout=60.0)
+        admin = runtime.GearmanAdminClient([server.address], poll_timeout=None)
         with (
             Memory() as memory,
             pytest.raises(runtime.errors.InvalidAdminClientState, match="block reply above"),
@@ -413,7 +417,7 @@ def test_an_endless_status_reply_is_cut_at_the_block_limit(runtime: types.Module
         heap_peak_bytes=memory.heap,
         rss_growth_bytes=memory.rss,
     )
-    assert memory.heap < DEFAULT_MAX_PACKET_SIZE + 16 * MiB
+    assert memory.heap < DEFAULT_MAX_PACKET_SIZE + HEAP_SLACK
 
 
 def test_an_endless_status_reply_ends_at_poll_timeout(
@@ -445,7 +449,7 @@ def test_an_endless_admin_line_is_an_admin_error(
         rss_growth_bytes=memory.rss,
     )
     assert timer[0] < 30.0 + SLACK
-    assert memory.heap < 16 * MiB
+    assert memory.heap < HEAP_SLACK
 
 
 def test_a_4gib_header_on_an_admin_connection_is_an_admin_error(
@@ -539,7 +543,8 @@ def test_a_noop_flood_keeps_the_worker_working_and_bounded(runtime: types.Module
     poll_timeout (after_poll runs), memory stays flat.
 
     Two ``work()`` calls: ten timed polls first, then, with memory measured
-    (tracemalloc would stretch the timing), polls until 64 MiB more came.
+    (tracemalloc would stretch the timing), polls until 16 MiB more came
+    (1.4 million NOOPs).
     """
     poll_timeout = 0.2
     polls: list[float] = []  # when each wait ended
@@ -558,7 +563,7 @@ def test_a_noop_flood_keeps_the_worker_working_and_bounded(runtime: types.Module
         polls.append(time.monotonic())
         worker.work(poll_timeout=poll_timeout)
         longest = max(after - before for before, after in itertools.pairwise(polls))
-        volume = server.stats().sent + 64 * MiB
+        volume = server.stats().sent + 16 * MiB
         until.append(lambda: server.stats().sent >= volume)
         with Memory() as memory:
             worker.work(poll_timeout=poll_timeout)
@@ -574,4 +579,4 @@ def test_a_noop_flood_keeps_the_worker_working_and_bounded(runtime: types.Module
     assert longest < poll_timeout + SLACK
     assert stats.sent >= volume
     assert stats.accepted <= 2  # NOOPs are legal: no link is dropped for them
-    assert memory.heap < 16 * MiB
+    assert memory.heap < HEAP_SLACK
