@@ -18,6 +18,13 @@ from ._events import AdminRequest, EchoRequest, Event
 
 __all__ = ["AdminConnection"]
 
+#: what keeping one line of a block reply costs beyond its bytes (the bytes
+#: object and its list slot in CPython), counted against the block limit so
+#: that a server streaming short lines without end is stopped at a bound on
+#: memory, not on its bytes alone (nine-byte ``status`` lines cost five
+#: times their size).
+LINE_OVERHEAD = 48
+
 
 class AdminConnection(_Connection):
     """An admin connection: text commands and ECHO, one reply each, in order.
@@ -78,10 +85,11 @@ class AdminConnection(_Connection):
             self._unanswered.popleft()
             self._events.append(parse_block_reply(request, lines))
             return True
-        self._block_size += len(line) + 1
+        self._block_size += len(line) + LINE_OVERHEAD
         if self._block_size > self.max_packet_size:
             raise RemoteProtocolError(
-                f"admin block reply above the {self.max_packet_size}-byte limit"
+                f"admin block reply above the {self.max_packet_size}-byte limit "
+                f"({len(self._block) + 1} lines without the final '.')"
             )
         self._block.append(line)
         return True

@@ -17,7 +17,10 @@ The rules (PROTOCOL.md 4, ANCHORS.md 2.10):
   :class:`NoServerAvailable`.
 - A request lost before JOB_CREATED is sent again by the session, as a new
   placement, until it has been sent ``max_attempts`` times (then it ends
-  with :class:`AttemptsExceeded`); this is always safe.
+  with :class:`AttemptsExceeded`); this is always safe.  A connection the
+  server broke with bytes that break the protocol puts that server in
+  back-off; the requests it cut off go to another server, and when none is
+  left (or no attempt is), they end with that :class:`RemoteProtocolError`.
 - A foreground request lost after JOB_CREATED is never sent again: a worker
   may already be running it, so it is reported as lost.
 - A background request is finished at JOB_CREATED.
@@ -35,7 +38,13 @@ from dataclasses import dataclass, field, replace
 
 from ._client_connection import ClientConnection
 from ._connection import DEFAULT_MAX_PACKET_SIZE, drain
-from ._errors import AttemptsExceeded, LocalProtocolError, NoServerAvailable, RequestIgnored
+from ._errors import (
+    AttemptsExceeded,
+    LocalProtocolError,
+    NoServerAvailable,
+    RemoteProtocolError,
+    RequestIgnored,
+)
 from ._events import (
     ConnectionClosed,
     Event,
@@ -79,6 +88,9 @@ logger = logging.getLogger("gearman_proto.client")
 
 Submission = SubmitJob | SubmitJobEpoch | SubmitReduceJob
 
+#: why a request could not be delivered (:attr:`JobRequest.delivery_error`).
+DeliveryError = AttemptsExceeded | NoServerAvailable | RequestIgnored | RemoteProtocolError
+
 
 class Goal(enum.Enum):
     """What a caller waits for on a job request.
@@ -106,8 +118,10 @@ class JobRequest:
             foreground job is unknown (it is never resubmitted).
         delivery_error: why it could not be delivered, if so: an
             :class:`AttemptsExceeded` (lost before JOB_CREATED on its last
-            attempt), a :class:`NoServerAvailable`, or a
-            :class:`RequestIgnored` (the server does not support it); else None.
+            attempt), a :class:`NoServerAvailable`, a :class:`RequestIgnored`
+            (the server does not support it), or the
+            :class:`RemoteProtocolError` of the server that cut it off
+            (with no attempt or no other server left); else None.
         timed_out: the last wait on it (:func:`settle`) ended before it
             reached its goal.
         known, running, numerator, denominator: the latest status (from
@@ -139,7 +153,7 @@ class JobRequest:
         self.exception: bytes | None = None
         self.error: ServerError | None = None
         self.lost = False
-        self.delivery_error: AttemptsExceeded | NoServerAvailable | RequestIgnored | None = None
+        self.delivery_error: DeliveryError | None = None
         self.timed_out = False
         self.known: bool | None = None
         self.running: bool | None = None
@@ -294,9 +308,7 @@ def make_submission(
     )
 
 
-def settle(
-    requests: Iterable[JobRequest], goal: Goal
-) -> AttemptsExceeded | NoServerAvailable | RequestIgnored | None:
+def settle(requests: Iterable[JobRequest], goal: Goal) -> DeliveryError | None:
     """A wait for *goal* is over: set each request's ``timed_out``; return the
     first delivery error among them (the one to report), or None.
 
@@ -312,9 +324,7 @@ def settle(
     return failure
 
 
-def undelivered(
-    requests: Iterable[JobRequest],
-) -> AttemptsExceeded | NoServerAvailable | RequestIgnored | None:
+def undelivered(requests: Iterable[JobRequest]) -> DeliveryError | None:
     """The first delivery error among *requests* (the one to report), or None."""
     for request in requests:
         if request.delivery_error is not None:
@@ -416,7 +426,8 @@ class Loss:
         resent: requests lost before JOB_CREATED that the session sends
             again (they wait for a placement).
         undelivered: requests lost before JOB_CREATED on their last
-            attempt (``delivery_error`` is set).
+            attempt, or cut off by a protocol error with no other server
+            to go to (``delivery_error`` is set).
         lost: created foreground requests whose outcome is now unknown.
         queries: status queries that count the server as failed.
     """
@@ -560,14 +571,18 @@ class ClientSession:
         requests are marked lost; status queries count the server as failed.
         *unanswered* defaults to the connection's own list (a
         :class:`ConnectionClosed` event carries it once the connection has
-        closed).  A connection the server dropped before answering anything
-        puts the server in back-off; one that worked does not.
+        closed).  A connection the server dropped before answering anything,
+        or broke with bytes that break the protocol, puts the server in
+        back-off; one that worked does not (:attr:`ClientConnection.proven`).
+        The requests a protocol error cut off end with that error on their
+        last attempt, or when no other server is available to resend them.
         """
         loss = Loss()
         connection = self.connections.pop(server, None)
         if connection is None:
             return loss
-        self.pool.lost(server, now, proven=connection.has_received)
+        self.pool.lost(server, now, proven=connection.proven)
+        broken = connection.remote_error
         if unanswered is None:
             unanswered = connection.unanswered
         for event in unanswered:
@@ -576,7 +591,7 @@ class ClientSession:
                 if request is not None and _awaits(request, event):
                     request.state = next_job_state(request.state, JobMove.CONNECTION_LOST)
                     if request.attempts >= request.max_attempts:
-                        request.delivery_error = AttemptsExceeded(
+                        request.delivery_error = broken or AttemptsExceeded(
                             f"{request!r} lost its connection {request.attempts} times "
                             "before the server accepted it",
                             attempts=request.attempts,
@@ -596,8 +611,17 @@ class ClientSession:
                 request.state = next_job_state(request.state, JobMove.CONNECTION_LOST)
                 request.lost = True
                 loss.lost.append(request)
-        for request in loss.resent:
-            self._wait_for_placement(request, self.pool.candidates(now))
+        resent, loss.resent = loss.resent, []
+        for request in resent:
+            candidates = self.pool.candidates(now)
+            if broken is not None and not candidates:
+                # The server that broke the protocol is in back-off and no
+                # other is up: its error says more than "no server".
+                request.delivery_error = broken
+                loss.undelivered.append(request)
+            else:
+                loss.resent.append(request)
+                self._wait_for_placement(request, candidates)
         return loss
 
     def data_to_send(self) -> dict[ServerAddress, bytes]:

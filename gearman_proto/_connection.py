@@ -176,6 +176,30 @@ class _Connection:
         """
         return self._received
 
+    @property
+    def remote_error(self) -> RemoteProtocolError | None:
+        """The :class:`RemoteProtocolError` that ended the connection, or None.
+
+        Set once parsing met bytes that break the protocol (garbage, a bad
+        magic, an oversized header or line, a packet the role never
+        receives); the same error :meth:`next_event` raises.
+        """
+        error = self._error
+        return error if isinstance(error, RemoteProtocolError) else None
+
+    @property
+    def proven(self) -> bool:
+        """Whether the server proved itself on this connection: it sent a
+        complete packet or line (:attr:`has_received`) and nothing that
+        broke the protocol.
+
+        The sessions replace a lost proven connection at once
+        (:meth:`ServerPool.lost`); any other loss counts as a failed connect
+        and puts the server in back-off, so a server that drops new
+        connections, or answers them with garbage, makes nobody spin.
+        """
+        return self._received and not isinstance(self._error, RemoteProtocolError)
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the socket; ``b""`` means the server closed.
 

@@ -196,7 +196,7 @@ class WorkerSession:
         if self._liveness is not None:
             self._liveness.forget(server)
         if connection is not None:
-            self.pool.lost(server, now, proven=connection.has_received)
+            self.pool.lost(server, now, proven=connection.proven)
         self._rebalance()
         if connection is None:
             return ()

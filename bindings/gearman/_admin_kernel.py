@@ -210,10 +210,17 @@ class AdminKernel:
         Raises:
             InvalidAdminClientState: no reply within *timeout* (the facade
                 must then drop the link: the late reply would answer the
-                next command), or the server closed the connection.
+                next command), the server closed the connection, or it sent
+                something that breaks the protocol (a reply too long, never
+                ending, or of the wrong kind), with the core's message.
         """
         if not answered:
             raise errors.InvalidAdminClientState(f"no reply from {server} within {timeout} s")
         if not self._replies:
+            broken = self.connection.remote_error
+            if broken is not None:
+                raise errors.InvalidAdminClientState(
+                    f"{server} broke the admin protocol: {broken}"
+                ) from broken
             raise errors.InvalidAdminClientState("the server closed the admin connection")
         return self._replies.pop(0)

@@ -230,6 +230,10 @@ class AsyncioRuntime(LinkedRuntime):
                     return
                 if not received(link, data):
                     return
+                # read() returns buffered bytes without yielding: a server that
+                # never stops sending would run this loop for several chunks
+                # per turn of the event loop, the waiters' deadlines waiting.
+                await asyncio.sleep(0)
         except asyncio.CancelledError:
             # Our own close (the link is out already: nothing happens), or
             # the loop ending under the link: its end must reach the core.
@@ -272,13 +276,23 @@ class AsyncioRuntime(LinkedRuntime):
         event = asyncio.Event()
         started = self.now()
         marks = self._links.begin_wait(event, done, watch)
-        timeout = None if deadline is None else max(0.0, deadline - self.now())
+        expired: list[bool] = []
+        timer = None
+        if deadline is not None:
+            # The deadline sets the event itself: wait_for's cancellation
+            # took several turns of the loop, each one a chunk of a flood.
+            def expire() -> None:
+                expired.append(True)
+                event.set()
+
+            timer = asyncio.get_running_loop().call_at(deadline, expire)
         try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
+            await event.wait()
         finally:
-            self._links.end_wait(event, marks, event.is_set(), started, self.now())
+            if timer is not None:
+                timer.cancel()
+            woken = event.is_set() and not expired
+            self._links.end_wait(event, marks, woken, started, self.now())
         return done()
 
     def lock(self) -> asyncio.Lock:

@@ -200,10 +200,17 @@ class GeventRuntime(LinkedRuntime):
 
     def _read_loop(self, link: _GeventLink) -> None:
         sock = link.sock
+        fd = sock.fileno()
         received = self._links.received
         try:
             while True:
                 try:
+                    # Through the loop first, even when bytes wait: a recv that
+                    # finds them does not switch, so a server that never stops
+                    # sending would starve every other greenlet (the waiters'
+                    # deadlines, the writers).  Parked on the socket, not idle:
+                    # a refresh() still lets this reader take in a close first.
+                    gsocket.wait_read(fd)
                     data = sock.recv(READ_SIZE)
                 except OSError as error:
                     self._links.read_failed(link, error)

@@ -70,10 +70,10 @@ class GearmanClient(GearmanConnectionManager):
             client as a failure without data.
         client_id: a SET_CLIENT_ID label for this client's connections.
         keepalive: enable TCP keepalive on every connection.
-        max_update_bytes: WORK_DATA and WORK_WARNING payload bytes a request
-            keeps in ``data_updates`` and ``warning_updates`` (16 MiB by
-            default); older updates are dropped past it and counted in
-            ``request.dropped_updates``, so a job that streams without end
+        max_update_bytes: bytes a request keeps of its WORK_DATA,
+            WORK_WARNING and WORK_STATUS updates, each counting its payload
+            plus 128 (16 MiB by default); older updates are dropped past it
+            and counted in ``request.dropped_updates``, so a job that streams without end
             cannot exhaust memory (None: keep everything).
         on_update: ``on_update(request, kind, value)`` for every update
             (``kind`` is ``"data"`` or ``"warning"``, ``value`` decoded) as it

@@ -41,7 +41,8 @@ DEFAULT_ADMIN_CLIENT_TIMEOUT = 10.0
 #: life (ECHO), and seconds the answer may take, by default.
 LIVENESS_INTERVAL = 30.0
 LIVENESS_TIMEOUT = 10.0
-#: WORK_DATA / WORK_WARNING payload bytes a client request keeps, by default.
+#: bytes of WORK_DATA / WORK_WARNING / WORK_STATUS updates a client request
+#: keeps, by default (each counts its payload plus ``job.UPDATE_OVERHEAD``).
 MAX_UPDATE_BYTES = 16 * 1024 * 1024
 
 #: priorities as python-gearman spells them (None is normal priority).

@@ -62,6 +62,11 @@ def _the_server(server: proto.ServerAddress) -> proto.ServerAddress:
     return server
 
 
+#: what keeping one update costs beyond its payload (its object, its deque
+#: slot and the record of its size), charged against ``max_update_bytes``:
+#: a flood of empty WORK_DATA, or of WORK_STATUS, is bounded too.
+UPDATE_OVERHEAD = 128
+
 #: called with (request, kind, value) for every WORK_DATA ("data") and
 #: WORK_WARNING ("warning"), value decoded.
 UpdateCallback = Callable[["GearmanJobRequest", str, Any], object]
@@ -71,12 +76,14 @@ class UpdatePolicy:
     """What a client keeps of the WORK_DATA and WORK_WARNING a job streams.
 
     Args:
-        max_bytes: payload bytes kept in ``data_updates`` and
-            ``warning_updates`` together, per request; past it the oldest
+        max_bytes: bytes kept in ``data_updates``, ``warning_updates`` and
+            ``status_updates`` together, per request, each update counting
+            its payload plus :data:`UPDATE_OVERHEAD`; past it the oldest
             updates are dropped and counted in ``dropped_updates`` (None:
             no limit, python-gearman's behaviour, unsafe with a server or
             worker that streams without end).
-        callback: if set, every update goes to it instead, and none is kept.
+        callback: if set, every WORK_DATA and WORK_WARNING goes to it
+            instead, and none is kept.
     """
 
     __slots__ = ("callback", "max_bytes")
@@ -161,8 +168,8 @@ class GearmanJobRequest(proto.JobRequest):
         result: the decoded WORK_COMPLETE payload (None until then).
         exception: the decoded WORK_EXCEPTION payload, if any.
         data_updates, warning_updates: deques of decoded WORK_DATA and
-            WORK_WARNING payloads, oldest first, within the client's
-            ``max_update_bytes`` (see ``dropped_updates``).
+            WORK_WARNING payloads, oldest first; with ``status_updates``
+            within the client's ``max_update_bytes`` (see ``dropped_updates``).
         status: ``{'handle', 'known', 'running', 'numerator',
             'denominator', 'time_received'}`` from the last WORK_STATUS or
             status query (numbers are ints; empty dict until one arrives).
@@ -335,11 +342,15 @@ class GearmanJobRequest(proto.JobRequest):
                 _logger.exception("the update callback raised for %r", self)
             return
         kept.append(value)
-        limit = policy.max_bytes
+        self._keep(kept, len(payload) + UPDATE_OVERHEAD)
+
+    def _keep(self, kept: collections.deque[Any], cost: int) -> None:
+        """Charge the update just appended to *kept*; drop the oldest past the limit."""
+        limit = self._updates.max_bytes
         if limit is None:
             return
-        self._kept.append((kept, len(payload)))
-        self._kept_bytes += len(payload)
+        self._kept.append((kept, cost))
+        self._kept_bytes += cost
         while self._kept_bytes > limit:
             oldest, size = self._kept.popleft()
             oldest.popleft()
@@ -364,6 +375,7 @@ class GearmanJobRequest(proto.JobRequest):
             "time_received": time.time(),
         }
         self.status_updates.append((numerator, denominator))
+        self._keep(self.status_updates, UPDATE_OVERHEAD)
 
     def _on_result(self, payload: bytes) -> None:
         self.result = self.data_encoder.decode(payload)
