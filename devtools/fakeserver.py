@@ -228,12 +228,13 @@ def wrong_kind_admin(reply: bytes) -> Behaviour:
 
 
 def assign_garbage() -> Behaviour:
-    """Answer a worker's GRAB_JOB_ALL with a JOB_ASSIGN_ALL whose body lacks its
-    NUL separators (a framing that cannot be split into its five fields)."""
+    """Answer a worker's GRAB_JOB_UNIQ (what it asks with by default) with a
+    JOB_ASSIGN_UNIQ whose body lacks its NUL separators (a framing that cannot
+    be split into its four fields)."""
     return Behaviour(
-        after="GRAB_JOB_ALL",
+        after="GRAB_JOB_UNIQ",
         reply=RES
-        + PacketType.JOB_ASSIGN_ALL.to_bytes(4, "big")
+        + PacketType.JOB_ASSIGN_UNIQ.to_bytes(4, "big")
         + (11).to_bytes(4, "big")
         + b"no-fields!!",
     )

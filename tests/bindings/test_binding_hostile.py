@@ -509,8 +509,8 @@ RECONNECTS = 3
     "behaviour",
     [
         fakeserver.assign_garbage(),
-        fakeserver.huge_header(PacketType.JOB_ASSIGN_ALL, after="GRAB_JOB_ALL"),
-        fakeserver.unexpected_packet(PacketType.JOB_CREATED, HANDLE, after="GRAB_JOB_ALL"),
+        fakeserver.huge_header(PacketType.JOB_ASSIGN_UNIQ, after="GRAB_JOB_UNIQ"),
+        fakeserver.unexpected_packet(PacketType.JOB_CREATED, HANDLE, after="GRAB_JOB_UNIQ"),
         fakeserver.garbage(),
     ],
     ids=["job-assign-without-fields", "4GiB-job-assign", "job-created", "garbage"],
