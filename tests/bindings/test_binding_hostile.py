@@ -228,7 +228,7 @@ def test_a_drip_slower_than_poll_timeout_times_out(
 
 @pytest.mark.parametrize(
     ("payload_size", "max_update_bytes", "wanted"),
-    [(65536, 16 * MiB, 4096), (0, 1 * MiB, 300_000)],
+    [(65536, 16 * MiB, 4096), (0, 1 * MiB, 200_000)],
     ids=["64KiB-updates", "empty-updates"],
 )
 def test_a_work_data_flood_keeps_memory_bounded(
@@ -241,8 +241,8 @@ def test_a_work_data_flood_keeps_memory_bounded(
     """The flood runs through each poll_timeout; the request keeps at most
     max_update_bytes of it, the Python objects that hold it counted.
 
-    *wanted* more updates (256 MiB of 64 KiB ones; 300,000 empty ones,
-    about 21 MiB if all were kept) arrive while the memory is measured.
+    *wanted* more updates (256 MiB of 64 KiB ones; 200,000 empty ones,
+    about 14 MiB if all were kept) arrive while the memory is measured.
     """
     with FakeServer(fakeserver.work_data_flood(payload_size)) as server:
         client = runtime.GearmanClient([server.address], max_update_bytes=max_update_bytes)
@@ -290,7 +290,7 @@ def test_a_work_status_flood_keeps_memory_bounded(
             return int(request.dropped_updates + len(request.status_updates))
 
         with Memory() as memory:
-            flood_until(client, request, received, received() + 300_000)
+            flood_until(client, request, received, received() + 200_000)
         client.shutdown()
     report(
         runtime,
