@@ -513,7 +513,7 @@ class Driver(Generic[C]):
 
     def move_client_id(self, arg: int) -> None:
         client_id = self.literal(arg, (b"fuzz", b""))
-        self.send(lambda: SetClientId(client_id=client_id))
+        self.send(lambda: SetClientId(client_id=client_id), args_ok=_name_field(client_id))
 
     def move_foreign(self, arg: int) -> None:
         self.send(lambda: self.foreign[arg % len(self.foreign)], args_ok=False)
@@ -529,6 +529,11 @@ class Driver(Generic[C]):
 
 def _plain_field(value: bytes, limit: int = 1 << 30) -> bool:
     return b"\0" not in value and len(value) <= limit
+
+
+def _name_field(value: bytes, limit: int = 1 << 30) -> bool:
+    """A function name or client id: no NUL, TAB, LF or CR (they would forge admin lines)."""
+    return _plain_field(value, limit) and not any(byte in value for byte in b"\t\n\r")
 
 
 class ClientDriver(Driver[ClientConnection]):
