@@ -9,10 +9,9 @@ python-gearman 2.0.2 returned it.
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import gearman_proto as proto
 
@@ -45,6 +44,9 @@ from .errors import (
     InvalidAdminClientState,
     ServerUnavailable,
 )
+
+if TYPE_CHECKING:  # the type only: the runtimes do the TLS
+    import ssl
 
 __all__ = [
     "DEFAULT_ADMIN_CLIENT_TIMEOUT",

@@ -12,9 +12,8 @@ connection per server and every answer reaches the caller that asked.
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Callable, Collection, Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gearman_proto as proto
 
@@ -36,6 +35,9 @@ from .errors import (
     ServerUnavailable,
 )
 from .job import GearmanJob, GearmanJobRequest, UpdateCallback, UpdatePolicy
+
+if TYPE_CHECKING:  # the type only: the runtimes do the TLS
+    import ssl
 
 __all__ = [
     "RANDOM_UNIQUE_BYTES",

@@ -10,10 +10,9 @@ arrives or a timer is due, run the task functions, call the hooks.
 from __future__ import annotations
 
 import logging
-import ssl
 import sys
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gearman_proto as proto
 
@@ -33,6 +32,9 @@ from .errors import (
     ServerUnavailable,
 )
 from .job import GearmanJob
+
+if TYPE_CHECKING:  # the type only: the runtimes do the TLS
+    import ssl
 
 __all__ = [
     "POLL_TIMEOUT_IN_SECONDS",
