@@ -200,23 +200,23 @@ class GeventRuntime(LinkedRuntime):
 
     def _read_loop(self, link: _GeventLink) -> None:
         sock = link.sock
-        fd = sock.fileno()
         received = self._links.received
         try:
             while True:
                 try:
-                    # Through the loop first, even when bytes wait: a recv that
-                    # finds them does not switch, so a server that never stops
-                    # sending would starve every other greenlet (the waiters'
-                    # deadlines, the writers).  Parked on the socket, not idle:
-                    # a refresh() still lets this reader take in a close first.
-                    gsocket.wait_read(fd)
                     data = sock.recv(READ_SIZE)
                 except OSError as error:
                     self._links.read_failed(link, error)
                     return
                 if not received(link, data):
                     return
+                if len(data) == READ_SIZE:
+                    # A full read: more may wait, and a recv that finds bytes
+                    # does not switch, so a server that never stops sending
+                    # would starve every other greenlet (the waiters'
+                    # deadlines, the writers).  Let the loop cycle; a short
+                    # read has drained the socket and leaves as it came.
+                    gevent.idle()
         except gevent.GreenletExit:
             raise
         except Exception:  # a bug here must not leave the link half alive
